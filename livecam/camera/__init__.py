@@ -1,0 +1,27 @@
+"""Frame sources. `open_camera` picks one by `camera.source`, importing it lazily so
+that picamera2 is only needed where it is used."""
+
+from __future__ import annotations
+
+from livecam.camera.base import Camera, Frame
+from livecam.config import CameraConfig
+
+
+def open_camera(cfg: CameraConfig) -> Camera:
+    """Open the camera named by `cfg.source`; raises `CameraError` when it cannot."""
+    if cfg.source == "test":
+        from livecam.camera.testpattern import TestPatternCamera
+
+        return TestPatternCamera(cfg.width, cfg.height)
+    if cfg.source == "picamera2":
+        from livecam.camera.picam import PiCamera
+
+        return PiCamera(cfg)
+    if cfg.source == "command":
+        from livecam.camera.command import CommandCamera
+
+        return CommandCamera(cfg)
+    raise ValueError(f"unknown camera source {cfg.source!r}")  # config validation prevents it
+
+
+__all__ = ["Camera", "Frame", "open_camera"]

@@ -1,0 +1,75 @@
+"""The camera interface: one capture call that returns a frame and its capture time."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+
+from PIL import Image
+
+
+@dataclass
+class Frame:
+    """One captured frame.
+
+    `image` is the full capture in mode "RGB" or "RGBX" (Pillow keeps RGB at 4 bytes a
+    pixel, so "RGBX" maps a camera buffer without a copy). `lores` is an optional
+    smaller copy the camera scaled itself (picamera2's ISP), used for small variants.
+    `captured_at` is timezone-aware UTC wall time. Call `release()` (or use `with`)
+    once the pixels are no longer needed: a camera may lend its own buffer.
+    """
+
+    image: Image.Image
+    captured_at: datetime
+    lores: Image.Image | None = None
+    _release: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def release(self) -> None:
+        """Give the pixels back to the camera; safe to call twice."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __enter__(self) -> Frame:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class Camera(ABC):
+    """A source of frames. Opened by its constructor, closed with `close()`."""
+
+    @abstractmethod
+    def capture(self) -> Frame:
+        """Capture one frame; raise `CameraError` when none can be had."""
+
+    def describe(self) -> str:
+        """A one-line description for logs and `check` (model, size)."""
+        return type(self).__name__
+
+    def close(self) -> None:  # noqa: B027 - most cameras hold nothing
+        """Release the device; safe to call twice."""
+
+    def __enter__(self) -> Camera:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,51 @@
+"""The target interface: where published objects go."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from livecam.render import Rendered
+from livecam.site import SiteFile
+
+
+@dataclass(frozen=True)
+class CheckStep:
+    """One step of `check`: what was tried and how it went."""
+
+    what: str
+    ok: bool
+    detail: str = ""
+
+
+class Target(ABC):
+    """A place to publish to. Images always land before the manifest that names them."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this target writes, for logs (never with credentials)."""
+
+    def start(self) -> None:  # noqa: B027 - targets without set-up
+        """Prepare to publish (create directories, clean leftovers, connect)."""
+
+    @abstractmethod
+    def publish(self, images: Sequence[Rendered], manifest: bytes) -> None:
+        """Publish `images`, then, only if all of them landed, the manifest.
+
+        Raises `PublishError`; the previously published frame stays intact."""
+
+    @abstractmethod
+    def publish_site(self, files: Iterable[SiteFile]) -> list[str]:
+        """Publish the page files that differ from what is there; return their names."""
+
+    @abstractmethod
+    def read_manifest(self) -> bytes | None:
+        """The manifest currently published, or None."""
+
+    @abstractmethod
+    def check(self, report: Callable[[CheckStep], None]) -> bool:
+        """Write, read back and delete a probe object, reporting each step."""
+
+    def close(self) -> None:  # noqa: B027 - targets that hold nothing
+        """Release connections and threads; safe to call twice."""

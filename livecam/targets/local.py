@@ -1,0 +1,169 @@
+"""`kind = "local"`: a directory that a web server (nginx) serves.
+
+Every file is written to a temp name in the same directory and moved into place with
+`os.replace`, which is atomic: a reader sees the old file or the new one, never a
+part. Images go first, the manifest last. Nothing is fsynced: the live files are
+replaced every frame and usually live on tmpfs, and an fsync per frame would wear an
+SD card for no reader's benefit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from livecam.errors import PublishError
+from livecam.manifest import NAME as MANIFEST
+from livecam.render import Rendered
+from livecam.site import SiteFile
+from livecam.targets.base import CheckStep, Target
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".livecam-"
+TEMP_SUFFIX = ".tmp"
+
+
+def _why(e: OSError) -> str:
+    if e.errno == errno.ENOSPC:
+        return "no space left on device"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if e.errno == errno.EROFS:
+        return "read-only file system"
+    return e.strerror or str(e)
+
+
+class LocalTarget(Target):
+    """Publishes into `path`, creating it if needed."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._counter = itertools.count()
+
+    def describe(self) -> str:
+        return f"local directory {self.path}"
+
+    def start(self) -> None:
+        self._ensure_dir()
+        removed = self.clean_temp_files()
+        if removed:
+            log.info("removed %d temp file(s) left by an earlier run in %s", removed, self.path)
+
+    def clean_temp_files(self) -> int:
+        """Delete temp files an interrupted run left behind; returns how many."""
+        count = 0
+        try:
+            entries = list(os.scandir(self.path))
+        except OSError:
+            return 0
+        for entry in entries:
+            if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TEMP_SUFFIX):
+                try:
+                    os.unlink(entry.path)
+                    count += 1
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    log.warning("cannot remove temp file %s: %s", entry.path, _why(e))
+        return count
+
+    def _ensure_dir(self, path: Path | None = None) -> None:
+        path = path or self.path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PublishError(f"cannot create directory {path}: {_why(e)}") from e
+        if not path.is_dir():
+            raise PublishError(f"{path} exists but is not a directory")
+
+    def write(self, name: str, data: bytes | memoryview) -> None:
+        """Atomically replace `name` with `data`."""
+        final = self.path / name
+        if "/" in name:  # a page asset in a subdirectory of site/
+            self._ensure_dir(final.parent)
+        temp = final.parent / f"{TEMP_PREFIX}{os.getpid()}-{next(self._counter)}{TEMP_SUFFIX}"
+        try:
+            # 0o644 before umask: the web server must read what we publish
+            # (tempfile.mkstemp would make it 0o600).
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            # The directory went away under us: make it again, once.
+            self._ensure_dir(final.parent)
+            fd = self._open_temp(temp, name)
+        except OSError as e:
+            raise PublishError(f"cannot write {final}: {_why(e)}") from e
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(temp, final)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise PublishError(f"cannot write {final}: {_why(e)}") from e
+
+    def _open_temp(self, temp: Path, name: str) -> int:
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise PublishError(f"cannot write {self.path / name}: {_why(e)}") from e
+
+    def publish(self, images: Sequence[Rendered], manifest: bytes) -> None:
+        for image in images:
+            self.write(image.name, image.data)
+        self.write(MANIFEST, manifest)
+
+    def publish_site(self, files: Iterable[SiteFile]) -> list[str]:
+        changed = []
+        for f in files:
+            try:
+                current = (self.path / f.name).read_bytes()
+            except OSError:
+                current = None
+            if current != f.data:
+                self.write(f.name, f.data)
+                changed.append(f.name)
+        return changed
+
+    def read_manifest(self) -> bytes | None:
+        try:
+            return (self.path / MANIFEST).read_bytes()
+        except OSError:
+            return None
+
+    def check(self, report: Callable[[CheckStep], None]) -> bool:
+        name = f"{TEMP_PREFIX}probe-{os.getpid()}.txt"
+        probe = self.path / name
+        payload = b"livecam probe\n"
+        try:
+            self._ensure_dir()
+            report(CheckStep(f"directory {self.path}", True, "exists"))
+        except PublishError as e:
+            report(CheckStep(f"directory {self.path}", False, str(e)))
+            return False
+        steps: list[tuple[str, Callable[[], object]]] = [
+            (f"write {name}", lambda: self.write(name, payload)),
+            (f"read {name}", lambda: _expect(probe.read_bytes(), payload)),
+            (f"delete {name}", probe.unlink),
+        ]
+        for what, action in steps:
+            try:
+                action()
+            except (OSError, PublishError, ValueError) as e:
+                detail = _why(e) if isinstance(e, OSError) else str(e)
+                report(CheckStep(what, False, detail))
+                with contextlib.suppress(OSError):
+                    probe.unlink()
+                return False
+            report(CheckStep(what, True))
+        return True
+
+
+def _expect(got: bytes, want: bytes) -> None:
+    if got != want:
+        raise ValueError(f"read back {len(got)} bytes that differ from the {len(want)} written")

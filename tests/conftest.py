@@ -1,0 +1,189 @@
+"""Shared fixtures: real parts (files, nginx, a browser, an S3 endpoint) on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLISHER = ROOT / "publisher.py"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the heavy soak/load runs")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="heavy run: use --slow (results in docs/)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+def write_config(directory: Path, body: str, name: str = "config.toml") -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run `python3 publisher.py ARGS` as a user would."""
+    return subprocess.run(
+        [sys.executable, str(PUBLISHER), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+@pytest.fixture
+def served_dir() -> Iterator[Path]:
+    """A directory that other users (nginx's workers) can read."""
+    path = Path(tempfile.mkdtemp(prefix="livecam-served-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+NGINX_CONF = """
+worker_processes 2;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    types {{
+        text/html html; text/css css; text/javascript js; application/json json;
+        image/jpeg jpeg jpg; image/svg+xml svg;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+{extra}
+    }}
+}}
+"""
+
+# The location blocks the README recommends for a local target.
+NGINX_LIVE_LOCATIONS = """
+        location ~ ^/(live\\.json|.*\\.jpe?g)$ {
+            add_header Cache-Control "no-cache" always;
+            etag on;
+        }
+"""
+
+
+def nginx_binary() -> str:
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("nginx is not installed: run scripts/test (it installs it)")
+
+
+@pytest.fixture
+def nginx() -> Iterator[Callable[[Path], str]]:
+    """Start a real nginx serving a directory on a loopback port; returns its base URL."""
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def serve(root: Path) -> str:
+        prefix = Path(tempfile.mkdtemp(prefix="livecam-nginx-"))
+        port = free_port()
+        conf = prefix / "nginx.conf"
+        conf.write_text(
+            NGINX_CONF.format(prefix=prefix, port=port, root=root, extra=NGINX_LIVE_LOCATIONS)
+        )
+        proc = subprocess.Popen(
+            [nginx_binary(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        procs.append((proc, prefix))
+        try:
+            wait_for_port(port)
+        except TimeoutError:
+            proc.kill()
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"nginx did not start: {err}") from None
+        return f"http://127.0.0.1:{port}/"
+
+    yield serve
+    for proc, prefix in procs:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(f"{CHROMIUM} missing: run scripts/test (it installs chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def fetch(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """GET `url`; returns status, headers and body (errors too, no exception)."""
+    req = urllib.request.Request(url)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()

@@ -1,0 +1,227 @@
+"""Config validation: every bad config ends in one line naming the key, exit code 2."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from livecam import cli, config
+from livecam.errors import ConfigError
+
+from .conftest import run_cli, write_config
+
+LOCAL = '[target]\nkind = "local"\npath = "/tmp/livecam-never-written"\n'
+
+BAD_CONFIGS = [
+    # (id, TOML, the start of the message after "config error: ")
+    ("interval-string", '[camera]\ninterval = "fast"\n' + LOCAL,
+     'camera.interval: must be a number >= 0 and <= 86400, got "fast"'),
+    ("interval-negative", "[camera]\ninterval = -1\n" + LOCAL,
+     "camera.interval: must be a number >= 0 and <= 86400, got -1"),
+    ("interval-bool", "[camera]\ninterval = true\n" + LOCAL,
+     "camera.interval: must be a number >= 0 and <= 86400, got true"),
+    ("source-unknown", '[camera]\nsource = "webcam"\n' + LOCAL,
+     'camera.source: must be one of "picamera2", "test", "command", got "webcam"'),
+    ("width-too-small", "[camera]\nwidth = 4\n" + LOCAL,
+     "camera.width: must be an integer from 16 to 16384, got 4"),
+    ("width-float", "[camera]\nwidth = 800.5\n" + LOCAL,
+     "camera.width: must be an integer from 16 to 16384, got 800.5"),
+    ("height-string", '[camera]\nheight = "720"\n' + LOCAL,
+     'camera.height: must be an integer from 16 to 16384, got "720"'),
+    ("quality-out-of-range", "[camera]\nquality = 101\n" + LOCAL,
+     "camera.quality: must be an integer from 1 to 100, got 101"),
+    ("rotation-90", "[camera]\nrotation = 90\n" + LOCAL,
+     "camera.rotation: must be one of 0, 180, got 90"),
+    ("hflip-string", '[camera]\nhflip = "yes"\n' + LOCAL,
+     'camera.hflip: must be true or false, got "yes"'),
+    ("camera-unknown-key", "[camera]\nfps = 5\n" + LOCAL,
+     "camera.fps: unknown key (allowed: source, width"),
+    ("command-missing", '[camera]\nsource = "command"\n' + LOCAL,
+     'camera.command: is required when source = "command"'),
+    ("unknown-section", "[server]\nport = 1\n" + LOCAL,
+     "server: unknown section (allowed: camera, variants, target, publish, site)"),
+    ("target-missing", '[camera]\nsource = "test"\n',
+     "target: is required"),
+    ("target-kind-ftp", '[target]\nkind = "ftp"\n',
+     'target.kind: must be one of "local", "s3", got "ftp"'),
+    ("local-without-path", '[target]\nkind = "local"\n',
+     'target.path: is required when kind = "local"'),
+    ("s3-without-bucket", '[target]\nkind = "s3"\n',
+     'target.bucket: is required when kind = "s3"'),
+    ("s3-key-on-local", LOCAL + 'bucket = "cam"\n',
+     'target.bucket: only applies with kind = "s3" (kind is "local")'),
+    ("prefix-escapes", '[target]\nkind = "s3"\nbucket = "cam"\nprefix = "../other/"\n',
+     "target.prefix: must be a relative key prefix"),
+    ("prefix-absolute", '[target]\nkind = "s3"\nbucket = "cam"\nprefix = "/cam1/"\n',
+     "target.prefix: must be a relative key prefix"),
+    ("endpoint-not-url", '[target]\nkind = "s3"\nbucket = "cam"\nendpoint_url = "minio:9000"\n',
+     'target.endpoint_url: must be an http:// or https:// URL, got "minio:9000"'),
+    ("secret-without-key", '[target]\nkind = "s3"\nbucket = "cam"\nsecret_access_key = "x"\n',
+     "target.access_key_id: access_key_id and secret_access_key must be set together"),
+    ("variant-traversal", '[[variants]]\nname = "../etc/live.jpeg"\n' + LOCAL,
+     "variants[0].name: must be a plain file name"),
+    ("variant-not-jpeg", '[[variants]]\nname = "live.png"\n' + LOCAL,
+     'variants[0].name: must be a plain file name'),
+    ("variant-without-name", "[[variants]]\nwidth = 800\n" + LOCAL,
+     "variants[0].name: is required"),
+    ("variant-duplicate", '[[variants]]\nname = "a.jpeg"\n[[variants]]\nname = "a.jpeg"\n' + LOCAL,
+     'variants[1].name: "a.jpeg" is used by another variant'),
+    ("variant-every-zero", '[[variants]]\nname = "a.jpeg"\nevery = 0\n' + LOCAL,
+     "variants[0].every: must be an integer from 1 to 100000, got 0"),
+    ("variants-not-array", 'variants = "live.jpeg"\n' + LOCAL,
+     "variants: must be an array of tables ([[variants]])"),
+    ("camera-not-table", 'camera = 5\n' + LOCAL,
+     "camera: must be a table ([camera]), got 5"),
+    ("max-age-below-interval", "[camera]\ninterval = 30\n[publish]\nmax_age = 10\n" + LOCAL,
+     "publish.max_age: must be >= camera.interval (30), got 10"),
+    ("site-link-javascript", '[site]\nlink = "javascript:alert(1)"\n' + LOCAL,
+     'site.link: must be an http:// or https:// URL, got "javascript:alert(1)"'),
+    ("site-title-control-char", '[site]\ntitle = "a\\u0007b"\n' + LOCAL,
+     "site.title: must not contain control characters"),
+    ("controls-bad-value", '[camera.controls]\nSharpness = "high"\n' + LOCAL,
+     'camera.controls: Sharpness must be a number, true/false or a list of numbers, got "high"'),
+    ("invalid-toml", "[camera\nwidth = 1\n",
+     "invalid TOML: "),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in BAD_CONFIGS],
+                         ids=[c[0] for c in BAD_CONFIGS])  # fmt: skip
+def test_bad_config_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str
+) -> None:
+    path = write_config(tmp_path, body)
+    code = cli.main(["once", "-c", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith("livecam: config error: ")
+    assert expected in err, err
+    assert "Traceback" not in err
+
+
+def test_table_is_large_enough() -> None:
+    assert len(BAD_CONFIGS) >= 20
+
+
+def test_missing_file_as_a_user_sees_it(tmp_path: Path) -> None:
+    result = run_cli("run", "-c", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"livecam: config error: {tmp_path / 'nope.toml'}: no such file "
+        "(copy config.example.toml there, or pass -c PATH)"
+    ]
+    assert result.stdout == ""
+
+
+def test_bad_value_as_a_user_sees_it(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[camera]\ninterval = "fast"\n' + LOCAL)
+    result = run_cli("once", "-c", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        'livecam: config error: camera.interval: must be a number >= 0 and <= 86400, got "fast"'
+    ]
+
+
+def test_directory_and_binary_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["once", "-c", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    assert cli.main(["once", "-c", str(binary)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["demo", "--port", "http"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--port: must be a port number from 0 to 65535, got 'http'" in err
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    root = Path(__file__).resolve().parent.parent
+    cfg = config.load(root / "config.example.toml")
+    assert cfg.camera.source == "picamera2"
+    assert [v.name for v in cfg.variants] == ["live.jpeg", "live800x600.jpeg", "live320x240.jpeg"]
+    text = (root / "config.example.toml").read_text()
+    sections = {
+        "camera": config.CameraConfig,
+        "publish": config.PublishConfig,
+        "site": config.SiteConfig,
+        "target": config.TargetConfig,
+        "variants": config.VariantConfig,
+    }
+
+    for section, cls in sections.items():
+        for f in dataclasses.fields(cls):
+            documented = f"{f.name} =" in text or f"[camera.{f.name}]" in text
+            assert documented, (section, f.name)
+
+
+def test_defaults_when_sections_are_missing(tmp_path: Path) -> None:
+    cfg = config.load(write_config(tmp_path, LOCAL))
+    assert cfg.camera == config.CameraConfig()
+    assert [(v.name, v.width, v.height, v.quality) for v in cfg.variants] == [
+        ("live.jpeg", None, None, 85),
+        ("live800x600.jpeg", 800, 600, 85),
+        ("live320x240.jpeg", 320, 240, 85),
+    ]
+
+
+def test_variant_quality_defaults_to_camera_quality(tmp_path: Path) -> None:
+    cfg = config.load(
+        write_config(tmp_path, '[camera]\nquality = 70\n[[variants]]\nname = "a.jpg"\n' + LOCAL)
+    )
+    assert cfg.variants[0].quality == 70
+
+
+def test_prefix_gets_a_trailing_slash() -> None:
+    cfg = config.parse({"target": {"kind": "s3", "bucket": "cam", "prefix": "cam1"}})
+    assert cfg.target.prefix == "cam1/"
+
+
+@pytest.mark.parametrize(
+    ("box", "frame", "expected"),
+    [
+        ((800, 600), (2028, 1520), (800, 600)),
+        ((800, 600), (1920, 1080), (800, 450)),
+        ((320, 240), (4056, 3040), (320, 240)),
+        ((1920, 1080), (4056, 3040), (1441, 1080)),
+        ((800, None), (1000, 500), (800, 400)),
+        ((None, 100), (1000, 500), (200, 100)),
+        ((4000, 3000), (1280, 720), (1280, 720)),  # never upscaled
+        ((None, None), (1280, 720), (1280, 720)),
+    ],
+)
+def test_bounding_box(
+    box: tuple[int | None, int | None], frame: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    v = config.VariantConfig("v.jpeg", box[0], box[1])
+    assert v.size_for(*frame) == expected
+
+
+def test_world_readable_secret_warns(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        '[target]\nkind = "s3"\nbucket = "cam"\naccess_key_id = "AKIAEXAMPLE"\n'
+        'secret_access_key = "s3cr3t-value"\n',
+    )
+    path.chmod(0o644)
+    warning = config.insecure_secrets(config.load(path))
+    assert warning is not None
+    assert "chmod 600" in warning
+    assert "s3cr3t-value" not in warning
+    path.chmod(0o600)
+    assert config.insecure_secrets(config.load(path)) is None
+
+
+def test_config_error_has_no_traceback_in_python() -> None:
+    with pytest.raises(ConfigError) as e:
+        config.parse({"camera": {"interval": "fast"}, "target": {"path": "/x"}})
+    assert e.value.__cause__ is None and e.value.__suppress_context__
