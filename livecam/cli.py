@@ -86,6 +86,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
     p = sub.add_parser(
+        "cost",
+        parents=[common],
+        help="expected requests, storage and a monthly price per provider",
+        description="Estimate the PUTs, GETs and storage this config causes in a 30-day month "
+        "and what AWS S3, Cloudflare R2 and Backblaze B2 charge for them.",
+    )
+    _add_config(p)
+    p.add_argument(
+        "--fps",
+        type=_rate,
+        metavar="F",
+        help="frames per second to assume (needed when interval = 0; default 1)",
+    )
+    p.add_argument(
+        "--viewers",
+        type=_rate,
+        default=0.0,
+        metavar="N",
+        help="viewers watching around the clock, for the GET count (default 0)",
+    )
+    p = sub.add_parser(
         "demo",
         parents=[common],
         help="zero-config demo: test camera, local page on :8000",
@@ -135,6 +156,16 @@ def _interval(value: str) -> float:
     if not 0 <= seconds <= 3600:
         raise argparse.ArgumentTypeError(f"must be seconds from 0 to 3600, got {value!r}")
     return seconds
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1
+    if not 0 <= rate <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1000, got {value!r}")
+    return rate
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -258,6 +289,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILURE
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    from livecam import cost
+
+    cfg = _load(args.config)
+    print(f"livecam cost estimate for {args.config}")
+    print(cost.report(cfg, cost.estimate(cfg, args.fps, args.viewers)))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.dir is not None:
         directory, cleanup = args.dir, False
@@ -291,6 +331,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "once": cmd_once,
     "check": cmd_check,
     "demo": cmd_demo,
+    "cost": cmd_cost,
 }
 
 

@@ -121,7 +121,7 @@ class TargetConfig:
     secret_access_key: str | None = field(default=None, repr=False)
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
-    max_attempts: int = 3
+    max_attempts: int = 2
     workers: int = 4
 
 
@@ -479,7 +479,7 @@ def _target(raw: Any) -> TargetConfig:
             secret_access_key=t.take("secret_access_key", optional(text(256))),
             connect_timeout=t.take("connect_timeout", number(0, 120, above=True), 5.0),
             read_timeout=t.take("read_timeout", number(0, 600, above=True), 10.0),
-            max_attempts=t.take("max_attempts", integer(1, 10), 3),
+            max_attempts=t.take("max_attempts", integer(1, 10), 2),
             workers=t.take("workers", integer(1, 16), 4),
             **common,
         )

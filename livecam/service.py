@@ -222,7 +222,8 @@ class Publisher:
                 thumb = change.thumbnail(frame)
                 if self._last_thumb is not None and not force:
                     diff = change.difference(thumb, self._last_thumb)
-                    age = t1 - (self._last_publish_mono or t1)
+                    last = self._last_publish_mono
+                    age = t1 - last if last is not None else 0.0
                     if diff < self.cfg.publish.change_threshold and age < self.cfg.publish.max_age:
                         return FrameResult(self.seq, True, difference=diff)
             n = self._publish_count

@@ -23,21 +23,32 @@ from livecam.camera.testpattern import TestPatternCamera  # noqa: E402
 from livecam.service import Publisher  # noqa: E402
 from livecam.targets.local import LocalTarget  # noqa: E402
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main() -> None:
     out = ROOT / "docs"
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        cfg = config.parse({
-            "camera": {"source": "test", "width": 1280, "height": 720, "interval": 1.0},
-            "target": {"kind": "local", "path": tmp},
-            "site": {"title": "Roof camera", "caption": "Looking west over the valley",
-                     "location": "Demo town, 420 m", "link": "https://example.org/",
-                     "stale_after": 4},
-        })  # fmt: skip
+        cfg = config.parse(
+            {
+                "camera": {"source": "test", "width": 1280, "height": 720, "interval": 1.0},
+                "target": {"kind": "local", "path": tmp},
+                "site": {
+                    "title": "Roof camera",
+                    "caption": "Looking west over the valley",
+                    "location": "Demo town, 420 m",
+                    "link": "https://example.org/",
+                    "stale_after": 4,
+                },
+            }
+        )
         camera = TestPatternCamera(1280, 720)
         pub = Publisher(cfg, lambda: camera, LocalTarget(directory))
         stop = threading.Event()

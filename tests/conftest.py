@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,8 +67,11 @@ def write_config(directory: Path, body: str, name: str = "config.toml") -> Path:
     return path
 
 
-def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None,
-            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run_cli(
+    *args: str,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `python3 publisher.py ARGS` as a user would."""
     return subprocess.run(
         [sys.executable, str(PUBLISHER), *args],
@@ -187,3 +191,75 @@ def fetch(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
+
+
+# --- S3: a real HTTP S3 endpoint (moto in server mode) on loopback ------------------------
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIALIVECAMTESTKEY01",
+    "AWS_SECRET_ACCESS_KEY": "livecam-test-secret-DO-NOT-LOG-0123456789",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+class MotoServer:
+    """moto's S3 in server mode on a fixed loopback port; can be stopped and restarted."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: object | None = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        self._server = server
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()  # type: ignore[attr-defined]
+            self._server = None
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Fake credentials for boto3's chain, isolated from any real ~/.aws."""
+    env = {
+        **S3_ENV,
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+_bucket_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def bucket(moto_server: MotoServer, s3_env: dict[str, str]) -> str:
+    import boto3
+
+    name = f"livecam-test-{os.getpid()}-{next(_bucket_counter)}"
+    boto3.client("s3", endpoint_url=moto_server.url).create_bucket(Bucket=name)
+    return name
+
+
+def s3_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint)

@@ -216,8 +216,10 @@ def test_concurrent_readers_through_nginx_never_see_a_torn_frame(
     assert stats["bad"] == []
     assert stats["manifests"] > 100 and stats["images"] > 300, stats
     assert frames > 20
-    print(f"{frames} frames published; {stats['manifests']} manifests, "
-          f"{stats['images']} images read, 0 torn")  # fmt: skip
+    print(
+        f"{frames} frames published; {stats['manifests']} manifests, "
+        f"{stats['images']} images read, 0 torn"
+    )
 
 
 def test_demo_server_refuses_traversal_and_symlinks_out(tmp_path: Path) -> None:

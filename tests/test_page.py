@@ -77,8 +77,11 @@ def test_page_swaps_to_each_new_frame_without_flicker(served_dir: Path, nginx, b
         for expected in (2, 3):
             pub.publish_next()
             published = time.monotonic()
-            wait_for(page, f"document.getElementById('live').currentSrc.includes('?v={expected}')",
-                     pub.cfg.camera.interval + 1)  # fmt: skip
+            wait_for(
+                page,
+                f"document.getElementById('live').currentSrc.includes('?v={expected}')",
+                pub.cfg.camera.interval + 1,
+            )
             assert time.monotonic() - published <= pub.cfg.camera.interval + 1
         states = page.evaluate("window.__states")
         assert states, "the image was never swapped"

@@ -1,0 +1,183 @@
+"""`cost`: requests, storage and a monthly price estimate per storage provider.
+
+Providers charge per request: 4 objects every second is over 10 million PUTs a month.
+The price tables live here, in one place, with the date they were read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from livecam.config import Config
+
+PRICES_AS_OF = "2026-11"
+MONTH_SECONDS = 30 * 24 * 3600  # a 30-day month, as the providers' calculators use
+JPEG_BYTES_PER_PIXEL = 0.15  # a daylight photo at quality ~85; only sizes storage
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A storage provider's published request and storage prices (USD)."""
+
+    name: str
+    put_per_million: float
+    get_per_million: float
+    storage_per_gb_month: float
+    free_puts: float = 0.0  # per month
+    free_gets: float = 0.0  # per month
+    free_storage_gb: float = 0.0
+    round_up_to: float = 0.0  # billed in whole blocks of this many requests (R2: millions)
+    note: str = ""
+
+    def requests_cost(self, count: float, per_million: float, free: float) -> float:
+        billable = max(0.0, count - free)
+        if self.round_up_to and billable:
+            billable = math.ceil(billable / self.round_up_to) * self.round_up_to
+        return billable / 1e6 * per_million
+
+
+PROVIDERS = (
+    Provider(
+        "AWS S3 Standard (us-east-1)",
+        put_per_million=5.00,  # $0.005 per 1,000 PUT/COPY/POST/LIST
+        get_per_million=0.40,  # $0.0004 per 1,000 GET/HEAD
+        storage_per_gb_month=0.023,
+        note="egress to viewers: first 100 GB/month free, then $0.09/GB",
+    ),
+    Provider(
+        "Cloudflare R2 Standard",
+        put_per_million=4.50,  # Class A
+        get_per_million=0.36,  # Class B
+        storage_per_gb_month=0.015,
+        free_puts=1e6,
+        free_gets=10e6,
+        free_storage_gb=10,
+        round_up_to=1e6,
+        note="egress free",
+    ),
+    Provider(
+        "Backblaze B2",
+        put_per_million=0.0,  # Class A (uploads) free
+        get_per_million=0.40,  # Class B: $0.004 per 10,000 after 2,500/day
+        storage_per_gb_month=0.006,  # $6/TB-month (unverified; the page read $0.005)
+        free_gets=2500 * 30,
+        free_storage_gb=10,
+        note="egress free up to 3x the data stored",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a config costs in a 30-day month."""
+
+    frames_per_month: float
+    min_frames_per_month: float  # with skip_unchanged: only the max_age keep-alives
+    puts_per_frame: float
+    objects: tuple[str, ...]
+    puts_per_month: float
+    min_puts_per_month: float
+    gets_per_month: float
+    min_gets_per_month: float
+    storage_bytes: float
+    assumed_fps: float | None
+    viewers: float
+
+
+def estimate(cfg: Config, fps: float | None = None, viewers: float = 0.0) -> Estimate:
+    """Requests and storage for `cfg`; `fps` stands in for the rate when interval = 0."""
+    interval = cfg.camera.interval
+    assumed = None
+    if interval > 0 and fps is None:
+        rate = 1.0 / interval
+    else:
+        rate = fps if fps is not None else 1.0
+        assumed = rate
+    frames = MONTH_SECONDS * rate
+    min_frames = frames
+    if cfg.publish.skip_unchanged:
+        min_frames = min(frames, MONTH_SECONDS / cfg.publish.max_age)
+    puts_per_frame = sum(1.0 / v.every for v in cfg.variants) + 1.0  # + live.json
+    objects = (*(v.name for v in cfg.variants), "live.json")
+    storage = 0.0
+    for v in cfg.variants:
+        w, h = v.size_for(cfg.camera.width, cfg.camera.height)
+        storage += w * h * JPEG_BYTES_PER_PIXEL
+    # Each viewer polls live.json about once per interval (1 s to 60 s) and fetches
+    # one image per new frame.
+    poll = min(max(interval, 1.0), 60.0)
+    gets = viewers * (MONTH_SECONDS / poll + frames)
+    min_gets = viewers * (MONTH_SECONDS / poll + min_frames)
+    return Estimate(
+        frames_per_month=frames,
+        min_frames_per_month=min_frames,
+        puts_per_frame=puts_per_frame,
+        objects=objects,
+        puts_per_month=frames * puts_per_frame,
+        min_puts_per_month=min_frames * puts_per_frame,
+        gets_per_month=gets,
+        min_gets_per_month=min_gets,
+        storage_bytes=storage,
+        assumed_fps=assumed,
+        viewers=viewers,
+    )
+
+
+def monthly(p: Provider, e: Estimate, *, static: bool = False) -> tuple[float, float, float]:
+    """Request cost, storage cost and their total for one provider; `static` for a scene
+    that never changes under skip_unchanged."""
+    puts = e.min_puts_per_month if static else e.puts_per_month
+    gets = e.min_gets_per_month if static else e.gets_per_month
+    requests = p.requests_cost(puts, p.put_per_million, p.free_puts)
+    requests += p.requests_cost(gets, p.get_per_million, p.free_gets)
+    gb = e.storage_bytes / 1e9
+    storage = max(0.0, gb - p.free_storage_gb) * p.storage_per_gb_month
+    return requests, storage, requests + storage
+
+
+def report(cfg: Config, e: Estimate) -> str:
+    """The estimate as the `cost` command prints it."""
+    lines = []
+    if e.assumed_fps is not None:
+        how = "interval = 0" if cfg.camera.interval == 0 else "--fps"
+        lines.append(f"rate: {e.assumed_fps:g} frames/s ({how}; pass --fps to change)")
+    else:
+        lines.append(f"rate: one frame every {cfg.camera.interval:g} s")
+    lines.append(f"frames per month (30 days): {e.frames_per_month:,.0f}")
+    lines.append(f"PUTs per frame: {e.puts_per_frame:g} ({', '.join(e.objects)})")
+    lines.append(f"PUTs per month: {e.puts_per_month:,.0f}")
+    if cfg.publish.skip_unchanged:
+        lines.append(
+            f"  with skip_unchanged on a static scene: {e.min_puts_per_month:,.0f} "
+            f"(a keep-alive every {cfg.publish.max_age:g} s)"
+        )
+    if e.viewers:
+        lines.append(
+            f"GETs per month for {e.viewers:g} viewer(s) watching: {e.gets_per_month:,.0f}"
+        )
+    lines.append(
+        f"storage: ~{e.storage_bytes / 1e6:.1f} MB (live objects are overwritten: one frame)"
+    )
+    lines.append("")
+    header = f"{'provider':<30}{'requests':>12}{'storage':>10}{'per month':>12}"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for p in PROVIDERS:
+        requests, storage, total = monthly(p, e)
+        row = f"{p.name:<30}{'$' + format(requests, ',.2f'):>12}"
+        row += f"{'$' + format(storage, ',.2f'):>10}{'$' + format(total, ',.2f'):>12}"
+        if cfg.publish.skip_unchanged:
+            low = monthly(p, e, static=True)[2]
+            row += f"  (static scene: ${low:,.2f})"
+        lines.append(row)
+    lines.append("")
+    lines.append(f"Prices as published in {PRICES_AS_OF} (livecam/cost.py); verify before relying:")
+    for p in PROVIDERS:
+        lines.append(f"  {p.name}: {p.note}")
+    if e.puts_per_month > 1e6:
+        lines.append(
+            "To pay less: a longer interval, [publish] skip_unchanged = true, or every = N on "
+            "the large variants."
+        )
+    return "\n".join(lines)
