@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import schedule
 from PIL import Image
@@ -185,11 +185,16 @@ class Publisher:
         return changed
 
     def _capture(self) -> Frame:
-        if self.camera is None:
-            self.camera = self._open_camera()
-            log.info("camera open: %s", self.camera.describe())
+        """Open the camera if needed and capture, within `camera.timeout` (+2 s for the
+        camera's own timeout to speak first); anything wrong is a `CameraError`."""
+        limit = self.cfg.camera.timeout + 2.0
         try:
-            return self.camera.capture()
+            if self.camera is None:
+                self.camera = _bounded(self._open_camera, limit, "opening the camera")
+                log.info("camera open: %s", self.camera.describe())
+            frame = _bounded(self.camera.capture, limit, "capture")
+            _check_frame(frame)
+            return frame
         except CameraError:
             self.close_camera()
             raise
@@ -201,7 +206,8 @@ class Publisher:
         camera, self.camera = self.camera, None
         if camera is not None:
             try:
-                camera.close()
+                # A camera that hung in capture may hang in close too: bounded as well.
+                _bounded(camera.close, self.cfg.camera.timeout, "closing the camera")
             except Exception:
                 log.warning("closing the camera failed", exc_info=True)
 
@@ -405,6 +411,57 @@ class Publisher:
         self.close_camera()
         self.renderer.close()
         self.target.close()
+
+
+T = TypeVar("T")
+
+
+def _bounded(call: Callable[[], T], timeout: float, what: str) -> T:
+    """`call()` on a daemon thread, waiting at most `timeout` s; a call that hangs is
+    abandoned (a frame it returns late is released) and reported as a CameraError."""
+    box: list[tuple[bool, Any]] = []
+    done = threading.Event()
+    lock = threading.Lock()
+    abandoned = False
+
+    def run() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, call())
+        except BaseException as e:
+            outcome = (False, e)
+        with lock:
+            box.append(outcome)
+            done.set()
+            late = abandoned
+        if late and outcome[0] and isinstance(outcome[1], Frame):
+            outcome[1].release()
+
+    threading.Thread(target=run, name="camera-call", daemon=True).start()
+    if not done.wait(timeout):
+        with lock:
+            if not done.is_set():
+                abandoned = True
+                raise CameraError(f"{what} did not return within {timeout:g} s (camera hung?)")
+    ok, value = box[0]
+    if ok:
+        return cast(T, value)
+    raise value
+
+
+def _check_frame(frame: object) -> None:
+    """A frame the renderer can use, or a CameraError saying what is wrong with it."""
+    if not isinstance(frame, Frame) or not isinstance(frame.image, Image.Image):
+        raise CameraError(f"camera returned {type(frame).__name__}, not a frame")
+    image = frame.image
+    if image.mode not in ("RGB", "RGBX", "L"):
+        frame.release()
+        raise CameraError(f"camera returned pixels in mode {image.mode!r}, not RGB")
+    if image.width < 16 or image.height < 16:
+        frame.release()
+        raise CameraError(f"camera returned a {image.width}x{image.height} frame, too small")
+    if frame.captured_at.tzinfo is None:
+        frame.release()
+        raise CameraError("camera returned a capture time without a time zone")
 
 
 def _watchdog_period() -> float:

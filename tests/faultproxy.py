@@ -31,18 +31,33 @@ Rule = Callable[[str, str], Fault | None]
 
 @dataclass
 class Log:
+    """Every request the proxy answered: (time, method, path, status), and the bodies
+    of successful manifest PUTs, in order."""
+
     requests: list[tuple[float, str, str, int]] = field(default_factory=list)
+    manifests: list[tuple[int, bytes]] = field(default_factory=list)  # (index in requests, body)
+    in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, method: str, path: str, status: int) -> None:
+    def add(self, method: str, path: str, status: int, body: bytes = b"") -> None:
         with self.lock:
             self.requests.append((time.monotonic(), method, path, status))
+            if method == "PUT" and path.split("?")[0].endswith("/live.json") and status == 200:
+                self.manifests.append((len(self.requests) - 1, body))
+
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
 
 class FaultProxy:
     """Forward to 127.0.0.1:`upstream_port`, applying `rule` to each request."""
 
-    def __init__(self, upstream_port: int, rule: Rule | None = None) -> None:
+    def __init__(self, upstream_port: int, rule: Rule | None = None, port: int = 0) -> None:
         self.upstream_port = upstream_port
         self.rule: Rule = rule or (lambda method, path: None)
         self.log = Log()
@@ -55,6 +70,13 @@ class FaultProxy:
                 pass
 
             def _handle(self) -> None:
+                proxy.log.enter()
+                try:
+                    self._proxy()
+                finally:
+                    proxy.log.leave()
+
+            def _proxy(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -99,7 +121,7 @@ class FaultProxy:
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(data)
-                    proxy.log.add(self.command, self.path, resp.status)
+                    proxy.log.add(self.command, self.path, resp.status, body)
                 except OSError:
                     proxy.log.add(self.command, self.path, 502)
                     self.send_error(502)
@@ -118,7 +140,7 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -128,3 +150,27 @@ class FaultProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def manifest_never_ahead(log: Log, prefix: str) -> list[str]:
+    """Problems found: a successful manifest PUT that names, for its own frame, an image
+    whose successful PUT did not happen since the previous manifest."""
+    import json
+
+    problems = []
+    previous = -1
+    with log.lock:
+        requests = list(log.requests)
+        manifests = list(log.manifests)
+    for index, body in manifests:
+        m = json.loads(body)
+        since = {
+            path.split("?")[0].rsplit("/", 1)[1]
+            for _, method, path, status in requests[previous + 1 : index]
+            if method == "PUT" and status == 200
+        }
+        for name, entry in m["images"].items():
+            if entry["seq"] == m["seq"] and name not in since:
+                problems.append(f"manifest seq {m['seq']} names {name} before it was uploaded")
+        previous = index
+    return problems

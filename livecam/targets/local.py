@@ -45,6 +45,7 @@ class LocalTarget(Target):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._counter = itertools.count()
+        self._site: dict[str, SiteFile] = {}  # the page, to restore if the directory goes
 
     def describe(self) -> str:
         return f"local directory {self.path}"
@@ -88,16 +89,14 @@ class LocalTarget(Target):
         if "/" in name:  # a page asset in a subdirectory of site/
             self._ensure_dir(final.parent)
         temp = final.parent / f"{TEMP_PREFIX}{os.getpid()}-{next(self._counter)}{TEMP_SUFFIX}"
+        recreated = False
         try:
-            # 0o644 before umask: the web server must read what we publish
-            # (tempfile.mkstemp would make it 0o600).
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            # The directory went away under us: make it again, once.
-            self._ensure_dir(final.parent)
             fd = self._open_temp(temp, name)
-        except OSError as e:
-            raise PublishError(f"cannot write {final}: {_why(e)}") from e
+        except FileNotFoundError:
+            # The directory went away under us: make it again (and the page in it below).
+            self._ensure_dir(final.parent)
+            recreated = final.parent == self.path
+            fd = self._open_temp(temp, name)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -106,10 +105,19 @@ class LocalTarget(Target):
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise PublishError(f"cannot write {final}: {_why(e)}") from e
+        if recreated and self._site:
+            log.warning("%s was deleted; recreated it and republished the page", self.path)
+            for page in self._site.values():
+                if page.name != name:
+                    self.write(page.name, page.data)
 
     def _open_temp(self, temp: Path, name: str) -> int:
         try:
+            # 0o644 before umask: the web server must read what we publish
+            # (tempfile.mkstemp would make it 0o600).
             return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            raise
         except OSError as e:
             raise PublishError(f"cannot write {self.path / name}: {_why(e)}") from e
 
@@ -121,6 +129,7 @@ class LocalTarget(Target):
     def publish_site(self, files: Iterable[SiteFile]) -> list[str]:
         changed = []
         for f in files:
+            self._site[f.name] = f
             try:
                 current = (self.path / f.name).read_bytes()
             except OSError:
