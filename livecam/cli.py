@@ -209,7 +209,10 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 def _publisher(cfg: Config, stop: threading.Event | None = None) -> Publisher:
     return Publisher(
-        cfg, lambda: open_camera(cfg.camera), open_target(cfg.target, stop), notifier=Notifier()
+        cfg,
+        lambda: open_camera(cfg.camera, cfg.variants),
+        open_target(cfg.target, stop),
+        notifier=Notifier(),
     )
 
 
@@ -254,7 +257,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{n} {w}x{h}" for n, (w, h) in config_mod.variant_sizes(cfg))
     report(CheckStep(f"config {args.config}", True, sizes))
     try:
-        with open_camera(cfg.camera) as camera:
+        with open_camera(cfg.camera, cfg.variants) as camera:
             report(CheckStep("camera open", True, camera.describe()))
             with camera.capture() as frame:
                 w, h = frame.size

@@ -319,6 +319,16 @@ def command(value: Any) -> tuple[str, ...]:
     return tuple(parts)
 
 
+# Controls that have their own [camera] key: one place to set each, so that two
+# settings never fight over the same control.
+_DEDICATED_CONTROLS = {
+    "ExposureTime": "camera.exposure_time",
+    "AnalogueGain": "camera.analogue_gain",
+    "AfMode": "camera.autofocus",
+    "LensPosition": "camera.lens_position",
+}
+
+
 def controls(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Invalid(f"must be a table of libcamera controls, got {show(value)}")
@@ -328,6 +338,8 @@ def controls(value: Any) -> dict[str, Any]:
             raise _Invalid(
                 f"names libcamera controls in CamelCase (e.g. Sharpness), got {show(key)}"
             )
+        if key in _DEDICATED_CONTROLS:
+            raise _Invalid(f"{key} is set with {_DEDICATED_CONTROLS[key]}, not here")
         scalar = _is_number(item) or isinstance(item, bool)
         pair = isinstance(item, list) and 0 < len(item) <= 16 and all(_is_number(i) for i in item)
         if not (scalar or pair):
@@ -420,6 +432,12 @@ def _camera(raw: Any) -> CameraConfig:
         raise t.error("analogue_gain", f"must be 0 (auto) or >= 1, got {cam.analogue_gain:g}")
     if cam.lens_position is not None and cam.autofocus != "manual":
         raise t.error("lens_position", 'only applies with autofocus = "manual"')
+    if cam.exposure_time and cam.exposure_time / 1e6 >= cam.timeout:
+        raise t.error(
+            "timeout",
+            f"must be longer than camera.exposure_time ({cam.exposure_time / 1e6:g} s), "
+            f"got {cam.timeout:g}",
+        )
     return cam
 
 

@@ -21,7 +21,8 @@ class Notifier:
         self.address = "\0" + address[1:] if address.startswith("@") else address
         self._sock: socket.socket | None = None
         if self.address:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Python's sockets are close-on-exec already (PEP 446); SOCK_CLOEXEC is Linux-only.
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 
     @property
     def enabled(self) -> bool:
@@ -30,8 +31,11 @@ class Notifier:
     def send(self, *fields: str) -> None:
         if self._sock is None:
             return
+        # One assignment per line: a newline inside a value (an error message in
+        # STATUS=) would start a bogus assignment of its own.
+        message = "\n".join(" ".join(f.splitlines()) for f in fields)
         try:
-            self._sock.sendto("\n".join(fields).encode("utf-8"), self.address)
+            self._sock.sendto(message.encode("utf-8"), self.address)
         except OSError as e:  # systemd gone or restarting: never worth dying for
             log.debug("sd_notify failed: %s", e)
 

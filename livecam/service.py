@@ -465,7 +465,11 @@ def _check_frame(frame: object) -> None:
 
 
 def _watchdog_period() -> float:
-    """Half of systemd's WatchdogSec, or 0 when there is no watchdog."""
+    """Half of systemd's WatchdogSec, or 0 when there is no watchdog (or it watches
+    another process: sd_watchdog_enabled() checks $WATCHDOG_PID too)."""
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if pid and pid != str(os.getpid()):
+        return 0.0
     try:
         usec = int(os.environ.get("WATCHDOG_USEC", "0"))
     except ValueError:

@@ -12,8 +12,9 @@ ensure_venv() {
     fi
     if [ ! -x .venv/bin/python ]; then
         echo "setting up .venv (once)..." >&2
-        # --system-site-packages: on a Pi, apt's picamera2 and libcamera stay visible.
-        "$py" -m venv --system-site-packages .venv
+        # Isolated on purpose: the tests must not pass thanks to packages installed by
+        # hand. (The Pi service's venv, made by install-service.sh, sees apt's picamera2.)
+        "$py" -m venv .venv
     fi
     spec="."
     [ -n "$extras" ] && spec=".[$extras]"

@@ -169,6 +169,21 @@ BAD_CONFIGS = [
         '[camera.controls]\nSharpness = "high"\n' + LOCAL,
         'camera.controls: Sharpness must be a number, true/false or a list of numbers, got "high"',
     ),
+    (
+        "controls-dedicated-key",
+        "[camera.controls]\nExposureTime = 10000\n" + LOCAL,
+        "camera.controls: ExposureTime is set with camera.exposure_time, not here",
+    ),
+    (
+        "controls-af-mode",
+        "[camera.controls]\nAfMode = 2\n" + LOCAL,
+        "camera.controls: AfMode is set with camera.autofocus, not here",
+    ),
+    (
+        "timeout-below-exposure",
+        "[camera]\nexposure_time = 20000000\ntimeout = 10\n" + LOCAL,
+        "camera.timeout: must be longer than camera.exposure_time (20 s), got 10",
+    ),
     ("invalid-toml", "[camera\nwidth = 1\n", "invalid TOML: "),
 ]
 

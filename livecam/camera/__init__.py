@@ -3,12 +3,17 @@ that picamera2 is only needed where it is used."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from livecam.camera.base import Camera, Frame
-from livecam.config import CameraConfig
+from livecam.config import CameraConfig, VariantConfig
 
 
-def open_camera(cfg: CameraConfig) -> Camera:
-    """Open the camera named by `cfg.source`; raises `CameraError` when it cannot."""
+def open_camera(cfg: CameraConfig, variants: Sequence[VariantConfig] = ()) -> Camera:
+    """Open the camera named by `cfg.source`; raises `CameraError` when it cannot.
+
+    `variants` lets a camera that can scale in hardware (picamera2's lores stream)
+    size a second stream for the small variants."""
     if cfg.source == "test":
         from livecam.camera.testpattern import TestPatternCamera
 
@@ -16,7 +21,7 @@ def open_camera(cfg: CameraConfig) -> Camera:
     if cfg.source == "picamera2":
         from livecam.camera.picam import PiCamera
 
-        return PiCamera(cfg)
+        return PiCamera(cfg, variants)
     if cfg.source == "command":
         from livecam.camera.command import CommandCamera
 
