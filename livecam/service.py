@@ -411,6 +411,7 @@ class Publisher:
         self.close_camera()
         self.renderer.close()
         self.target.close()
+        self.notifier.close()
 
 
 T = TypeVar("T")
