@@ -6,9 +6,9 @@ output once (docs/performance.md has the figures; `scripts/bench.py` reproduces 
 
 - each distinct output (size, quality) is encoded once, on a small thread pool (Pillow
   releases the GIL in resize, reduce and encode), the full-size encode first;
-- each smaller size is made from the smallest image already made (or the camera's
-  own ISP-scaled `lores` copy) that is at least `MIN_STEP` times larger, so every step
-  reads fewer pixels than going back to the full frame;
+- each smaller size is made from the smallest image already made that is at least
+  `MIN_STEP` times larger, so every step reads fewer pixels than going back to the
+  full frame; sizes the camera's ISP-scaled `lores` copy covers start from it;
 - a step is an integer `reduce` (a cheap box average) followed by one HAMMING resize
   with the exact sub-pixel box; large ones are cut into strips, each reduced and
   filtered in one go, that the calling thread and the pool share.
@@ -64,7 +64,8 @@ def encode(image: Image.Image, quality: int) -> bytes:
 
 
 def downscale(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """`image` shrunk to `size` in one thread, exactly as `Renderer` does it in strips."""
+    """`image` shrunk to `size` in one thread, as `Renderer` does it in strips (whose
+    float boxes may round a filter weight the other way: 1 of 255 at most)."""
     return _shrink(image, size, _serial)
 
 
@@ -135,7 +136,11 @@ class Renderer:
                 reverse=True,
             )
             for size in smaller:
-                image = pick_source(made, size)
+                sources = made
+                if lores is not None and lores.width >= size[0] and lores.height >= size[1]:
+                    # The ISP's copy costs no CPU and was scaled once: start from it.
+                    sources = [lores, *(m for m in made[2:] if m.width < lores.width)]
+                image = pick_source(sources, size)
                 if image.size != size:
                     image = _shrink(image, size, self._split)
                     made.append(image)
@@ -200,7 +205,7 @@ def _shrink(image: Image.Image, size: tuple[int, int], split: _Splitter) -> Imag
     rows = -(-image.height // k)
     sy = bh / h
     # Rows the filter reads beyond a strip: Pillow clips the filter at an image edge,
-    # so a strip must bring them along to come out exactly as the whole would.
+    # so a strip must bring them along to come out as the whole would (no seams).
     margin = _SUPPORT * max(sy, 1.0) + 1
 
     def strip(top: int, bottom: int) -> Image.Image:
