@@ -1,16 +1,29 @@
 """Turn one frame into the configured JPEG variants.
 
-Each variant is a bounding box (aspect kept, never upscaled). The full-size encode
-runs on a second thread while the smaller sizes are made (Pillow releases the GIL in
-resize, reduce and encode).
+Each variant is a bounding box (aspect kept, never upscaled). CPU is the budget on a
+Pi, so the work per frame is kept close to the floor, the time to JPEG-encode each
+output once (docs/performance.md has the figures; `scripts/bench.py` reproduces them):
+
+- each distinct output (size, quality) is encoded once, on a small thread pool (Pillow
+  releases the GIL in resize, reduce and encode), the full-size encode first;
+- each smaller size is made from the smallest image already made that is at least
+  `MIN_STEP` times larger, so every step reads fewer pixels than going back to the
+  full frame; sizes the camera's ISP-scaled `lores` copy covers start from it;
+- a step is an integer `reduce` (a cheap box average) followed by one HAMMING resize
+  with the exact sub-pixel box; large ones are cut into strips, each reduced and
+  filtered in one go, that the calling thread and the pool share.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
+import itertools
 import logging
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from PIL import Image
@@ -20,6 +33,19 @@ from livecam.config import VariantConfig
 from livecam.errors import RenderError
 
 log = logging.getLogger(__name__)
+
+# HAMMING costs what BILINEAR costs (same support) but is sharper, so a cascade of
+# steps stays within 1 dB of BILINEAR-from-full against a LANCZOS reference, where a
+# BILINEAR cascade loses 3-5 dB (scripts/bench.py --alternatives, "cascade" rows).
+FILTER = Image.Resampling.HAMMING
+# A step of less than this factor blurs more than it saves: use a larger source.
+MIN_STEP = 1.4
+# `reduce` by int(factor / REDUCE_GAP) before the filter: 4056 -> 1441 becomes
+# reduce(2) + HAMMING 1.41, a third of a direct HAMMING resize (bench "reduce" rows).
+REDUCE_GAP = 1.4
+_SUPPORT = 1.0  # HAMMING's, in output pixels
+# Outputs smaller than this are made in one piece: splitting costs more than it saves.
+STRIP_MIN_PIXELS = 400_000
 
 
 @dataclass(frozen=True)
@@ -40,27 +66,67 @@ def encode(image: Image.Image, quality: int) -> bytes:
 
 
 def downscale(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """`image` shrunk to `size`. `reducing_gap=3.0` lets Pillow first `reduce` by an
-    integer factor (a cheap box average, with the exact sub-pixel box kept) and then
-    filter: as good as plain BILINEAR against a LANCZOS reference, much faster."""
-    if image.size == size:
-        return image
-    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    """`image` shrunk to `size` in one thread, as `Renderer` does it in strips (whose
+    float boxes may round a filter weight the other way: 1 of 255 at most)."""
+    return _shrink(image, size, _serial)
+
+
+def pick_source(images: Sequence[Image.Image], size: tuple[int, int]) -> Image.Image:
+    """The image to make `size` from: one of exactly that size, else the smallest at
+    least `MIN_STEP` times larger, else the largest (the first in `images`, the full
+    frame, which always covers `size`)."""
+    best = images[0]
+    for image in images:
+        if image.size == size:
+            return image
+        factor = min(image.width / size[0], image.height / size[1])
+        if factor >= MIN_STEP and image.width * image.height < best.width * best.height:
+            best = image
+    return best
+
+
+def _return_freed_images_to_the_os() -> None:
+    """Make glibc hand large freed blocks (image memory) straight back to the OS.
+
+    glibc raises its mmap threshold each time a large block is freed, after which
+    image-sized blocks come from per-thread heaps that keep them and fragment: at 12 MP
+    the RSS between frames sat a frame's worth higher and crept up (bench.py --soak:
+    +143 MiB, 3.0 frames; with glibc's initial 128 KiB threshold fixed, +98-102 MiB,
+    the test camera's own two frames, flat after 250 frames).
+    """
+    global _malloc_tuned
+    if _malloc_tuned or not sys.platform.startswith("linux"):
+        return
+    _malloc_tuned = True
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt  # glibc only; musl has none
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3
+    if not mallopt(m_mmap_threshold, 1 << 17):
+        log.debug("mallopt(M_MMAP_THRESHOLD) refused; freed images may stay resident")
+
+
+_malloc_tuned = False
 
 
 class Renderer:
     """Renders frames into variants; holds a small thread pool for the whole run."""
 
     def __init__(self, variants: Sequence[VariantConfig], threads: int = 2) -> None:
+        _return_freed_images_to_the_os()
         self.variants = tuple(variants)
-        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="render")
+        self.threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="render")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
     def render(self, frame: Frame, names: Iterable[str] | None = None) -> list[Rendered]:
         """Encode the variants named in `names` (all when None), in configured order."""
-        wanted = [v for v in self.variants if names is None or v.name in set(names)]
+        wanted_names = None if names is None else set(names)
+        wanted = [v for v in self.variants if wanted_names is None or v.name in wanted_names]
         if not wanted:
             return []
         full = frame.image
@@ -69,8 +135,11 @@ class Renderer:
         if full.width < 1 or full.height < 1:
             raise RenderError(f"frame has no pixels ({full.width}x{full.height})")
         sizes = {v.name: v.size_for(full.width, full.height) for v in wanted}
+        lores = frame.lores
+        if lores is not None and not _usable_lores(lores, full):
+            lores = None
         try:
-            return self._render(full, frame.lores, wanted, sizes)
+            return self._render(full, lores, wanted, sizes)
         except (OSError, ValueError, MemoryError) as e:
             raise RenderError(f"could not encode frame: {e}") from e
 
@@ -81,45 +150,113 @@ class Renderer:
         wanted: list[VariantConfig],
         sizes: dict[str, tuple[int, int]],
     ) -> list[Rendered]:
-        jobs: dict[tuple[tuple[int, int], int], Future[bytes] | bytes] = {}
-
-        # The full-size encodes are the single biggest job: start them first, on the pool.
-        for v in wanted:
-            key = (sizes[v.name], v.quality)
-            if sizes[v.name] == full.size and key not in jobs:
-                jobs[key] = self._pool.submit(encode, full, v.quality)
-
-        # Each smaller size from the full frame (or the camera's own lores copy when
-        # that covers it): resampling a resampled image compounds the blur.
-        smaller = sorted(
-            {sizes[v.name] for v in wanted if sizes[v.name] != full.size},
-            key=lambda s: s[0] * s[1],
-            reverse=True,
-        )
-        use_lores = lores is not None and _same_aspect(lores.size, full.size)
-        for size in smaller:
-            base = full
-            if (
-                use_lores
-                and lores is not None
-                and lores.width >= size[0]
-                and lores.height >= size[1]
-            ):
-                base = lores
-            image = downscale(base, size)
+        jobs: dict[tuple[tuple[int, int], int], Future[bytes]] = {}
+        try:
+            # The full-size encode is the longest single job: it starts first, and a
+            # variant whose box covers the frame shares its bytes (encoded once).
             for v in wanted:
-                key = (size, v.quality)
-                if sizes[v.name] == size and key not in jobs:
-                    jobs[key] = encode(image, v.quality)
+                key = (sizes[v.name], v.quality)
+                if key[0] == full.size and key not in jobs:
+                    jobs[key] = self._pool.submit(encode, full, v.quality)
+            made = [full] if lores is None else [full, lores]
+            smaller = sorted(
+                {sizes[v.name] for v in wanted} - {full.size},
+                key=lambda s: s[0] * s[1],
+                reverse=True,
+            )
+            for size in smaller:
+                sources = made
+                if lores is not None and lores.width >= size[0] and lores.height >= size[1]:
+                    # The ISP's copy costs no CPU and was scaled once: start from it.
+                    sources = [lores, *(m for m in made[2:] if m.width < lores.width)]
+                image = pick_source(sources, size)
+                if image.size != size:
+                    image = _shrink(image, size, self._split)
+                    made.append(image)
+                for v in wanted:
+                    key = (size, v.quality)
+                    if sizes[v.name] == size and key not in jobs:
+                        jobs[key] = self._pool.submit(encode, image, v.quality)
+            out = []
+            for v in wanted:
+                w, h = sizes[v.name]
+                out.append(Rendered(v.name, jobs[((w, h), v.quality)].result(), w, h))
+            return out
+        finally:
+            # Never leave a job reading the frame after it is handed back to the camera.
+            wait(jobs.values())
 
-        out = []
-        for v in wanted:
-            job = jobs[(sizes[v.name], v.quality)]
-            data = job.result() if isinstance(job, Future) else job
-            w, h = sizes[v.name]
-            out.append(Rendered(v.name, data, w, h))
+    def _split(
+        self, mode: str, size: tuple[int, int], strip: Callable[[int, int], Image.Image]
+    ) -> Image.Image:
+        """`size` made by `strip(top, bottom)` in horizontal strips, one per pool thread.
+
+        The calling thread makes the first strip and then any the pool has not started,
+        so a busy pool (the full-size encode) costs no waiting (bench "strips" rows)."""
+        w, h = size
+        n = min(self.threads, max(1, w * h // (STRIP_MIN_PIXELS // 2)), h)
+        if n < 2 or w * h < STRIP_MIN_PIXELS:
+            return strip(0, h)
+        edges = [h * i // n for i in range(n + 1)]
+        futures = [
+            self._pool.submit(strip, top, bottom) for top, bottom in itertools.pairwise(edges[1:])
+        ]
+        out = Image.new(mode, size)
+        try:
+            out.paste(strip(edges[0], edges[1]), (0, 0))
+            for top, bottom, future in zip(edges[1:-1], edges[2:], futures, strict=True):
+                part = strip(top, bottom) if future.cancel() else future.result()
+                out.paste(part, (0, top))
+        finally:
+            wait(futures)
         return out
 
 
-def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return abs(a[0] * b[1] - a[1] * b[0]) <= 0.01 * a[1] * b[0]
+_Splitter = Callable[[str, tuple[int, int], Callable[[int, int], Image.Image]], Image.Image]
+
+
+def _serial(
+    mode: str, size: tuple[int, int], strip: Callable[[int, int], Image.Image]
+) -> Image.Image:
+    return strip(0, size[1])
+
+
+def _shrink(image: Image.Image, size: tuple[int, int], split: _Splitter) -> Image.Image:
+    """`image` reduced by an integer factor, then filtered to `size`.
+
+    Each strip reduces only the rows it needs and filters them at once: no full-size
+    reduced copy is kept (a quarter frame less memory at 12 MP, no paste)."""
+    w, h = size
+    k = max(1, int(min(image.width / w, image.height / h) / REDUCE_GAP))
+    # The reduced image shows image.size / k exactly, a last partial block included:
+    # the float box keeps the variant aligned where the size is not a multiple of k.
+    bw, bh = image.width / k, image.height / k
+    rows = -(-image.height // k)
+    sy = bh / h
+    # Rows the filter reads beyond a strip: Pillow clips the filter at an image edge,
+    # so a strip must bring them along to come out as the whole would (no seams).
+    margin = _SUPPORT * max(sy, 1.0) + 1
+
+    def strip(top: int, bottom: int) -> Image.Image:
+        y0, y1 = top * sy, bottom * sy
+        a = max(0, int(y0 - margin))
+        b = min(rows, math.ceil(y1 + margin))
+        part = image
+        if k > 1:
+            part = image.reduce(k, (0, a * k, image.width, min(b * k, image.height)))
+        else:
+            a = 0
+        return part.resize((w, bottom - top), FILTER, box=(0.0, y0 - a, bw, y1 - a))
+
+    return split(image.mode, size, strip)
+
+
+def _usable_lores(lores: Image.Image, full: Image.Image) -> bool:
+    a, b = lores.size, full.size
+    return (
+        lores.mode in ("RGB", "RGBX", "L")
+        and (lores.mode == "L") == (full.mode == "L")
+        and a[0] < b[0]
+        and a[1] < b[1]
+        and abs(a[0] * b[1] - a[1] * b[0]) <= 0.01 * a[1] * b[0]
+    )

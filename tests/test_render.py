@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from livecam import render
 from livecam.camera.base import Frame
 from livecam.config import DEFAULT_VARIANTS, VariantConfig
 from livecam.errors import RenderError
@@ -107,7 +108,6 @@ def test_quality_holds_against_lanczos(renderer: Renderer, size: tuple[int, int]
     measured against a LANCZOS reference (the pixels before JPEG, so only resampling
     is compared)."""
     frame = photo_like(*size)
-    from livecam import render
 
     captured: dict[tuple[int, int], Image.Image] = {}
     original = render.encode
@@ -130,3 +130,57 @@ def test_quality_holds_against_lanczos(renderer: Renderer, size: tuple[int, int]
         ours_db, bilinear_db = psnr(ours, reference), psnr(bilinear, reference)
         assert ours_db >= 30, (r.name, ours_db)
         assert ours_db >= bilinear_db - 1.0, (r.name, ours_db, bilinear_db)
+
+
+@pytest.mark.parametrize(
+    ("size", "out"),
+    [((4056, 3040), (1441, 1080)), ((2029, 1521), (961, 720)), ((1920, 1080), (1280, 720))],
+)
+def test_strips_are_identical_to_one_piece(size: tuple[int, int], out: tuple[int, int]) -> None:
+    """The pool's strips (with reduce and the sub-pixel box) make the pixels the serial
+    path makes, sizes that are not multiples of the reduce factor included: no seams.
+    A strip's box is computed in floats, so a filter weight may round the other way:
+    1 of 255 at most."""
+    image = photo_like(*size) if size[0] < 4000 else Image.effect_noise(size, 60).convert("RGB")
+    r = Renderer(BENCH_VARIANTS, threads=3)
+    try:
+        strips = render._shrink(image, out, r._split)
+    finally:
+        r.close()
+    assert strips.size == out
+    diff = ImageChops.difference(strips, render.downscale(image, out))
+    assert max(hi for _, hi in diff.getextrema()) <= 1
+
+
+def test_each_size_comes_from_the_nearest_larger_image() -> None:
+    full, big = Image.new("RGB", (4056, 3040)), Image.new("RGB", (1441, 1080))
+    mid = Image.new("RGB", (961, 720))
+    assert render.pick_source([full, big, mid], (961, 720)) is mid
+    assert render.pick_source([full, big, mid], (640, 480)) is mid
+    assert render.pick_source([full, big, mid], (800, 600)) is big  # 961/800 = 1.2 blurs
+    assert render.pick_source([full, big], (1441, 1080)) is big
+    assert render.pick_source([full, big], (1920, 1440)) is full
+
+
+def test_lores_is_used_for_the_sizes_it_covers() -> None:
+    """A camera's ISP-scaled copy feeds the small variants; the full frame the rest."""
+    full = Image.new("RGB", (2028, 1520), (200, 0, 0))
+    lores = Image.new("RGB", (1014, 760), (0, 0, 200))
+    r = Renderer(BENCH_VARIANTS)
+    try:
+        out = {o.name: decode(o.data) for o in r.render(Frame(full, NOW, lores=lores))}
+    finally:
+        r.close()
+    assert out["live.jpeg"].getpixel((5, 5)) == pytest.approx((200, 0, 0), abs=4)
+    assert out["live1920x1080.jpeg"].getpixel((5, 5)) == pytest.approx((200, 0, 0), abs=4)
+    assert out["live800x600.jpeg"].getpixel((5, 5)) == pytest.approx((0, 0, 200), abs=4)
+    assert out["live320x240.jpeg"].getpixel((5, 5)) == pytest.approx((0, 0, 200), abs=4)
+
+
+def test_single_thread_renders_the_same_bytes(renderer: Renderer) -> None:
+    frame = Frame(photo_like(1280, 720), NOW)
+    one = Renderer(BENCH_VARIANTS, threads=1)
+    try:
+        assert [o.data for o in one.render(frame)] == [o.data for o in renderer.render(frame)]
+    finally:
+        one.close()

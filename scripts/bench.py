@@ -1,0 +1,615 @@
+#!/usr/bin/env python3
+"""Render speed against the JPEG-encode floor, quality, throughput and memory.
+
+    .venv/bin/python scripts/bench.py                 # the table in docs/performance.md
+    .venv/bin/python scripts/bench.py --alternatives  # + the approaches compared there
+    .venv/bin/python scripts/bench.py --throughput 300 --size 1920x1080
+    .venv/bin/python scripts/bench.py --soak 2000 --size 4056x3040
+    .venv/bin/python scripts/bench.py --quick         # CI: checks that it runs
+
+For each capture size it builds a photo-like frame (JPEG speed depends on content)
+held as a camera would lend it (an "RGBX" image over a buffer, no copy), then measures
+in one run, interleaved so that other load on the machine hits all of them alike:
+
+- bound: the encode-only bound, each distinct output encoded once, serially, with the
+  pipeline's encoder and settings, from pixels already resized;
+- pipeline: `Renderer.render`, wall time and CPU time of the whole process;
+- naive: decode the camera's JPEG again for each variant, LANCZOS from full, encode.
+
+It prints a table, then one JSON line with the ratios (medians of --runs runs).
+Needs numpy (the test extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+from PIL import Image
+
+from livecam import render
+from livecam.camera.base import Frame
+from livecam.config import (
+    CameraConfig,
+    Config,
+    PublishConfig,
+    SiteConfig,
+    TargetConfig,
+    VariantConfig,
+)
+from livecam.render import Renderer, encode
+from livecam.testimage import photo_like
+
+VARIANTS = (
+    VariantConfig("live.jpeg", quality=85),
+    VariantConfig("live1920x1080.jpeg", 1920, 1080, quality=85),
+    VariantConfig("live1280x720.jpeg", 1280, 720, quality=85),
+    VariantConfig("live800x600.jpeg", 800, 600, quality=85),
+    VariantConfig("live320x240.jpeg", 320, 240, quality=85),
+)
+SIZES = ((4056, 3040), (2028, 1520), (1920, 1080))
+QUICK_SIZES = ((800, 600), (640, 360))
+# The goals of issue #7.
+WALL_GOAL, CPU_GOAL, NAIVE_GOAL, PSNR_SLACK, PSNR_FLOOR, FPS_GOAL = 1.0, 1.3, 15.0, 1.0, 30.0, 0.9
+PEAK_GOAL_FRAMES, GROWTH_LIMIT = 3.0, 8 << 20
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    """Wall and CPU seconds of repeated runs of one thing."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        w, c = time.perf_counter(), time.process_time()
+        yield
+        self.cpu.append(time.process_time() - c)
+        self.wall.append(time.perf_counter() - w)
+
+    @property
+    def ms(self) -> float:
+        return statistics.median(self.wall) * 1000
+
+    @property
+    def cpu_ms(self) -> float:
+        return statistics.median(self.cpu) * 1000
+
+
+def camera_frame(image: Image.Image) -> tuple[Image.Image, np.ndarray]:
+    """`image` as picamera2 lends an XBGR8888 buffer: "RGBX" over the array, no copy."""
+    rgbx = np.asarray(image.convert("RGBX"))
+    buffer = np.ascontiguousarray(rgbx)
+    view = Image.frombuffer("RGBX", image.size, buffer, "raw", "RGBX", 0, 1)
+    return view, buffer
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x = np.asarray(a.convert("RGB"), dtype=np.float32)
+    y = np.asarray(b.convert("RGB"), dtype=np.float32)
+    mse = float(np.mean((x - y) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def outputs(size: tuple[int, int], variants: Sequence[VariantConfig]) -> list[tuple[int, int]]:
+    """The distinct output sizes, largest first (all one quality here)."""
+    return sorted({v.size_for(*size) for v in variants}, key=lambda s: -s[0] * s[1])
+
+
+def cascade_images(
+    full: Image.Image, sizes: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], Image.Image]:
+    """The pixels the pipeline encodes, made serially (its strips differ by 1/255 at most)."""
+    made = [full]
+    out = {full.size: full}
+    for size in sizes:
+        if size == full.size:
+            continue
+        image = render.pick_source(made, size)
+        if image.size != size:
+            image = render.downscale(image, size)
+            made.append(image)
+        out[size] = image
+    return out
+
+
+def naive(full: Image.Image, sizes: Sequence[tuple[int, int]]) -> None:
+    """What a first version does: the camera writes a JPEG (as picamera2's
+    `capture_file` does), then every variant, live.jpeg included, decodes it again,
+    resizes it with LANCZOS when smaller and encodes it."""
+    camera_jpeg = encode(full, 85)
+    for size in sizes:
+        image: Image.Image = Image.open(io.BytesIO(camera_jpeg))
+        if image.size != size:
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        encode(image, 85)
+
+
+# --- the main table ------------------------------------------------------------------------
+
+
+@dataclass
+class SizeResult:
+    size: tuple[int, int]
+    bound: Timing
+    pipeline: Timing
+    naive: Timing
+    full_encode: Timing
+    psnr: dict[str, tuple[float, float]]  # variant size -> (ours dB, BILINEAR-from-full dB)
+    alternatives: dict[str, Timing] = field(default_factory=dict)
+    alt_psnr: dict[str, float] = field(default_factory=dict)  # worst margin per method
+
+    def ratios(self) -> dict[str, float]:
+        margins = [ours - bil for ours, bil in self.psnr.values()]
+        return {
+            "bound_ms": round(self.bound.ms, 2),
+            "full_encode_ms": round(self.full_encode.ms, 2),
+            "wall_ms": round(self.pipeline.ms, 2),
+            "cpu_ms": round(self.pipeline.cpu_ms, 2),
+            "naive_ms": round(self.naive.ms, 1),
+            "wall_ratio": round(self.pipeline.ms / self.bound.ms, 3),
+            "cpu_ratio": round(self.pipeline.cpu_ms / self.bound.ms, 3),
+            "naive_speedup": round(self.naive.ms / self.pipeline.ms, 1),
+            "psnr_margin_db": round(min(margins, default=math.inf), 2),
+            "psnr_min_db": round(min((o for o, _ in self.psnr.values()), default=math.inf), 2),
+        }
+
+
+def bench_size(
+    size: tuple[int, int], runs: int, threads: int, alternatives: bool, log: Callable[[str], None]
+) -> SizeResult:
+    log(f"{size[0]}x{size[1]}: building a photo-like frame...")
+    photo = photo_like(*size)
+    full, _buffer = camera_frame(photo)
+    sizes = outputs(size, VARIANTS)
+    made = cascade_images(full, sizes)
+    result = SizeResult(size, Timing(), Timing(), Timing(), Timing(), {})
+    renderer = Renderer(VARIANTS, threads=threads)
+
+    for s in sizes:
+        if s != size:
+            reference = photo.resize(s, Image.Resampling.LANCZOS)
+            bilinear = photo.resize(s, Image.Resampling.BILINEAR)
+            result.psnr[f"{s[0]}x{s[1]}"] = (psnr(made[s], reference), psnr(bilinear, reference))
+
+    def bound() -> None:
+        for s in sizes:
+            encode(made[s], 85)
+
+    jobs: list[tuple[Timing, Callable[[], object]]] = [
+        (result.bound, bound),
+        (result.full_encode, lambda: encode(full, 85)),
+        (result.pipeline, lambda: renderer.render(Frame(full, datetime.now(UTC)))),
+        (result.naive, lambda: naive(full, sizes)),
+    ]
+    alt = Alternatives(photo, full, sizes, threads) if alternatives else None
+    if alt is not None:
+        for name, fn in alt.jobs.items():
+            result.alternatives[name] = Timing()
+            jobs.append((result.alternatives[name], fn))
+    try:
+        for fn in {id(j[1]): j[1] for j in jobs}.values():
+            fn()  # warm up: imports, pool threads, allocator
+        for i in range(runs):
+            log(f"  run {i + 1}/{runs}")
+            for timing, fn in jobs[i % len(jobs) :] + jobs[: i % len(jobs)]:
+                with timing.measure():
+                    fn()
+    finally:
+        renderer.close()
+        if alt is not None:
+            alt.close()
+    if alt is not None:
+        result.alt_psnr = alt.quality(photo)
+    return result
+
+
+# --- alternatives measured side by side ------------------------------------------------------
+
+
+class Alternatives:
+    """The approaches docs/performance.md compares, each made as its best simple form."""
+
+    def __init__(
+        self, photo: Image.Image, full: Image.Image, sizes: list[tuple[int, int]], threads: int
+    ) -> None:
+        self.full, self.sizes = full, [s for s in sizes if s != full.size]
+        self.one = Renderer(VARIANTS, threads=1)
+        self.many = Renderer(VARIANTS, threads=threads)
+        # picamera2's ISP lores stream, at the largest variant below full size: free on a
+        # Pi (the ISP scales), so it is made here before timing, LANCZOS standing in.
+        self.lores = photo.resize(self.sizes[0], Image.Resampling.LANCZOS) if self.sizes else None
+        if self.lores is not None:
+            self.lores = self.lores.convert(full.mode)
+        self.jobs: dict[str, Callable[[], object]] = {
+            "pipeline, threads=1": lambda: self.one.render(Frame(full, datetime.now(UTC))),
+            "pipeline + ISP lores": lambda: self.many.render(
+                Frame(full, datetime.now(UTC), lores=self.lores)
+            ),
+            "resize: ours (serial)": lambda: self.ours(),
+            "resize: each from full, gap 3 (before)": lambda: self.from_full(),
+            "resize: BILINEAR cascade": lambda: self.cascade(Image.Resampling.BILINEAR),
+            "resize: strips, 2 threads": lambda: self.strips(),
+        }
+        self._cv2: Any = None
+        try:
+            import cv2
+
+            cv2.setNumThreads(1)
+            self._cv2 = cv2
+            self.jobs["resize: OpenCV AREA (+copy in)"] = lambda: self.opencv(cv2.INTER_AREA)
+            self.jobs["resize: OpenCV LINEAR (+copy in)"] = lambda: self.opencv(cv2.INTER_LINEAR)
+        except ImportError:
+            pass
+        try:
+            import simplejpeg
+
+            array = np.asarray(full)
+            self.jobs["encode full: simplejpeg"] = lambda: simplejpeg.encode_jpeg(
+                array, 85, "RGBX", "420"
+            )
+        except ImportError:
+            pass
+
+    def close(self) -> None:
+        self.one.close()
+        self.many.close()
+
+    def ours(self) -> dict[tuple[int, int], Image.Image]:
+        made = cascade_images(self.full, self.sizes)
+        return {s: made[s] for s in self.sizes}
+
+    def from_full(self) -> dict[tuple[int, int], Image.Image]:
+        b = Image.Resampling.BILINEAR
+        return {s: self.full.resize(s, b, reducing_gap=3.0) for s in self.sizes}
+
+    def cascade(self, resample: Image.Resampling) -> dict[tuple[int, int], Image.Image]:
+        out, src = {}, self.full
+        for s in self.sizes:
+            src = out[s] = src.resize(s, resample)
+        return out
+
+    def strips(self) -> None:
+        made = [self.full]
+        for s in self.sizes:
+            image = render.pick_source(made, s)
+            if image.size != s:
+                made.append(render._shrink(image, s, self.many._split))
+
+    def opencv(self, interpolation: int) -> dict[tuple[int, int], Image.Image]:
+        cv2 = self._cv2
+        made = [np.asarray(self.full)]  # Pillow has no zero-copy export to numpy
+        out = {}
+        for s in self.sizes:
+            src = min(
+                (a for a in made if a.shape[1] >= s[0] * render.MIN_STEP or a is made[0]),
+                key=lambda a: a.shape[0] * a.shape[1],
+            )
+            array = cv2.resize(src, s, interpolation=interpolation)
+            made.append(array)
+            out[s] = Image.frombuffer("RGBX", s, array, "raw", "RGBX", 0, 1)
+        return out
+
+    def quality(self, photo: Image.Image) -> dict[str, float]:
+        """Worst PSNR margin (dB) over the variants, against BILINEAR-from-full."""
+        refs = {s: photo.resize(s, Image.Resampling.LANCZOS) for s in self.sizes}
+        bilinear = {s: psnr(photo.resize(s, Image.Resampling.BILINEAR), refs[s]) for s in refs}
+        methods: dict[str, Callable[[], dict[tuple[int, int], Image.Image]]] = {
+            "resize: ours (serial)": self.ours,
+            "resize: each from full, gap 3 (before)": self.from_full,
+            "resize: BILINEAR cascade": lambda: self.cascade(Image.Resampling.BILINEAR),
+        }
+        if self._cv2 is not None:
+            methods["resize: OpenCV AREA (+copy in)"] = lambda: self.opencv(self._cv2.INTER_AREA)
+            methods["resize: OpenCV LINEAR (+copy in)"] = lambda: self.opencv(
+                self._cv2.INTER_LINEAR
+            )
+        out = {}
+        for name, fn in methods.items():
+            images = fn()
+            out[name] = min((psnr(images[s], refs[s]) - bilinear[s] for s in refs), default=0)
+        return out
+
+
+# --- throughput and memory: the real `run` loop ------------------------------------------
+
+
+def rss() -> int:
+    """Resident set size now, in bytes (Linux; the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return peak_rss()
+
+
+def peak_rss() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def run_loop(
+    size: tuple[int, int], frames: int, directory: str, sample: Callable[[int], None]
+) -> float:
+    """`Publisher.run` at interval 0 (test camera, local target) for `frames` frames
+    after the first; returns the seconds they took. `sample(seq)` runs between frames."""
+    from livecam.camera import open_camera
+    from livecam.service import Publisher
+    from livecam.targets import open_target
+
+    cfg = Config(
+        camera=CameraConfig(source="test", width=size[0], height=size[1], interval=0.0),
+        variants=VARIANTS,
+        target=TargetConfig(kind="local", path=directory),
+        publish=PublishConfig(status_interval=0.0),
+        site=SiteConfig(title="bench"),
+    )
+    stop = threading.Event()
+    publisher = Publisher(cfg, lambda: open_camera(cfg.camera), open_target(cfg.target))
+    marks: dict[str, float] = {}
+
+    def watch() -> None:
+        seen = 0
+        while not stop.is_set():
+            seq = publisher.seq
+            if seq != seen:
+                seen = seq
+                if seq == 1:
+                    marks["first"] = time.perf_counter()
+                sample(seq)
+                if seq >= frames + 1:
+                    marks["last"] = time.perf_counter()
+                    stop.set()
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        publisher.run(stop)
+    finally:
+        stop.set()
+        publisher.close()
+        watcher.join()
+    return marks["last"] - marks["first"]
+
+
+def test_camera_bound(size: tuple[int, int], runs: int) -> float:
+    """The encode-only bound (ms) for the test camera's own frames at `size`."""
+    from livecam.camera.testpattern import TestPatternCamera
+
+    camera = TestPatternCamera(*size)
+    frame = camera.capture()
+    made = cascade_images(frame.image, outputs(size, VARIANTS))
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        for image in made.values():
+            encode(image, 85)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def throughput(size: tuple[int, int], frames: int, runs: int) -> dict[str, Any]:
+    directory = tempfile.mkdtemp(prefix="livecam-bench-", dir=shm_dir())
+    try:
+        seconds = run_loop(size, frames, directory, lambda seq: None)
+    finally:
+        _rmtree(directory)
+    bound = test_camera_bound(size, runs)
+    fps = frames / seconds
+    goal = FPS_GOAL / (bound / 1000)
+    return {
+        "size": f"{size[0]}x{size[1]}",
+        "frames": frames,
+        "fps": round(fps, 2),
+        "bound_ms": round(bound, 2),
+        "goal_fps": round(goal, 2),
+        "ratio": round(fps / goal, 3),
+        "ok": fps >= goal,
+    }
+
+
+def soak(size: tuple[int, int], frames: int) -> dict[str, Any]:
+    """RSS over `frames` frames of the real loop: peak above the baseline, and growth
+    from the first tenth of the run to the last."""
+    import gc
+
+    import livecam.camera.testpattern
+    import livecam.service
+    import livecam.targets.local  # noqa: F401 - the baseline includes the code
+
+    gc.collect()
+    baseline = rss()
+    samples: list[tuple[int, int]] = []
+    every = max(1, frames // 100)
+
+    def sample(seq: int) -> None:
+        if seq % every == 0:
+            samples.append((seq, rss()))
+
+    directory = tempfile.mkdtemp(prefix="livecam-soak-", dir=shm_dir())
+    try:
+        seconds = run_loop(size, frames, directory, sample)
+    finally:
+        _rmtree(directory)
+    frame_bytes = size[0] * size[1] * 4  # Pillow keeps RGB at 4 bytes a pixel
+    warm = [r for seq, r in samples if seq <= max(every, frames // 10)]
+    late = [r for seq, r in samples if seq > frames - frames // 10]
+    # Medians: a sample may land mid-frame, with the render's temporaries still held.
+    growth = statistics.median(late or [0]) - statistics.median(warm or [0])
+    peak = peak_rss() - baseline
+    return {
+        "size": f"{size[0]}x{size[1]}",
+        "frames": frames,
+        "seconds": round(seconds, 1),
+        "baseline_mib": round(baseline / 2**20, 1),
+        "peak_above_baseline_mib": round(peak / 2**20, 1),
+        "peak_frames": round(peak / frame_bytes, 2),
+        "growth_mib": round(growth / 2**20, 2),
+        "rss_mib_by_frame": {seq: round((r - baseline) / 2**20, 1) for seq, r in samples[::10]},
+        "ok": peak < PEAK_GOAL_FRAMES * frame_bytes and growth < GROWTH_LIMIT,
+    }
+
+
+def soak_child(size: tuple[int, int], args: argparse.Namespace) -> dict[str, Any]:
+    """`soak` in a fresh process: the peak RSS of this one holds the table's frames."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--soak", str(args.soak), "--size", f"{size[0]}x{size[1]}"]
+    out = subprocess.run([*cmd, "--soak-here"], capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])["soak"]
+    return result
+
+
+def shm_dir() -> str | None:
+    """tmpfs where there is one (Linux), as a live directory should be; mkdtemp inside."""
+    shm = "/dev/shm"  # noqa: S108 - only ever a parent for mkdtemp
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def table(results: Sequence[SizeResult]) -> str:
+    head = (
+        f"{'capture':>10} {'encode full':>11} {'bound':>8} {'wall':>8} {'wall/bound':>10} "
+        f"{'CPU':>8} {'CPU/bound':>9} {'naive':>8} {'naive/wall':>10} {'PSNR margin':>11}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        q = r.ratios()
+        lines.append(
+            f"{r.size[0]:>5}x{r.size[1]:<4} {q['full_encode_ms']:>8.1f} ms {q['bound_ms']:>5.1f} ms"
+            f" {q['wall_ms']:>5.1f} ms {q['wall_ratio']:>9.2f}x {q['cpu_ms']:>5.1f} ms"
+            f" {q['cpu_ratio']:>8.2f}x {q['naive_ms']:>5.0f} ms {q['naive_speedup']:>9.1f}x"
+            f" {q['psnr_margin_db']:>+8.2f} dB"
+        )
+    lines.append("")
+    lines.append("PSNR against LANCZOS from full (dB): ours / Pillow BILINEAR from full")
+    for r in results:
+        parts = [f"{k} {o:.2f}/{b:.2f}" for k, (o, b) in r.psnr.items()]
+        lines.append(f"  {r.size[0]}x{r.size[1]}: " + ", ".join(parts))
+    if any(r.alternatives for r in results):
+        lines.append("")
+        lines.append("Alternatives (same runs; ms wall / ms CPU; worst PSNR margin in dB)")
+        for r in results:
+            lines.append(f"  {r.size[0]}x{r.size[1]} (bound {r.bound.ms:.1f} ms):")
+            for name, t in r.alternatives.items():
+                margin = r.alt_psnr.get(name)
+                extra = f"  {margin:+.2f} dB" if margin is not None else ""
+                lines.append(f"    {name:<38} {t.ms:7.1f} / {t.cpu_ms:7.1f}{extra}")
+    return "\n".join(lines)
+
+
+def goals(results: Sequence[SizeResult]) -> dict[str, bool]:
+    qs = [r.ratios() for r in results]
+    return {
+        "wall": all(q["wall_ratio"] <= WALL_GOAL for q in qs),
+        "cpu": all(q["cpu_ratio"] <= CPU_GOAL for q in qs),
+        "naive": all(q["naive_speedup"] >= NAIVE_GOAL for q in qs),
+        "quality": all(
+            q["psnr_margin_db"] >= -PSNR_SLACK and q["psnr_min_db"] >= PSNR_FLOOR for q in qs
+        ),
+    }
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    return int(w), int(h)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, 2 runs: checks it runs")
+    p.add_argument("--runs", type=int, default=7, help="runs per measurement (median)")
+    p.add_argument("--threads", type=int, default=2, help="Renderer threads")
+    p.add_argument(
+        "--sizes",
+        help="capture sizes for the table (default: 4056x3040,2028x1520,1920x1080, "
+        "none with --throughput or --soak)",
+    )
+    p.add_argument("--alternatives", action="store_true", help="also time the alternatives")
+    p.add_argument("--throughput", type=int, metavar="N", help="`run` loop, N frames")
+    p.add_argument("--soak", type=int, metavar="N", help="RSS over N frames of `run`")
+    p.add_argument("--size", default="1920x1080", help="capture size for --throughput/--soak")
+    p.add_argument("--soak-here", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    if args.sizes is None:
+        args.sizes = "" if args.throughput or args.soak else ",".join(f"{w}x{h}" for w, h in SIZES)
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s]
+    runs = args.runs
+    loop_size = parse_size(args.size)
+    if args.quick:
+        sizes, runs, loop_size = list(QUICK_SIZES), 2, (640, 360)
+        args.throughput, args.soak = args.throughput or 10, args.soak or 20
+
+    report: dict[str, Any] = {"runs": runs, "threads": args.threads, "cpus": os.cpu_count()}
+    results = [bench_size(s, runs, args.threads, args.alternatives, log) for s in sizes]
+    if results:
+        print(table(results))
+        report["sizes"] = {f"{r.size[0]}x{r.size[1]}": r.ratios() for r in results}
+        report["goals"] = goals(results)
+        if args.alternatives:
+            report["alternatives"] = {
+                f"{r.size[0]}x{r.size[1]}": {
+                    k: {"ms": round(t.ms, 2), "cpu_ms": round(t.cpu_ms, 2)}
+                    for k, t in r.alternatives.items()
+                }
+                for r in results
+            }
+    if args.throughput:
+        log(f"throughput: {args.throughput} frames at {loop_size[0]}x{loop_size[1]}...")
+        t = report["throughput"] = throughput(loop_size, args.throughput, max(runs, 5))
+        print(
+            f"\nthroughput {t['size']}: {t['fps']:.1f} frames/s over {t['frames']} frames; "
+            f"goal 0.9 / bound ({t['bound_ms']:.1f} ms) = {t['goal_fps']:.1f} frames/s "
+            f"-> {t['ratio']:.2f}x of goal"
+        )
+    if args.soak:
+        log(f"soak: {args.soak} frames at {loop_size[0]}x{loop_size[1]}...")
+        here = args.soak_here or not (results or args.throughput)
+        s = report["soak"] = soak(loop_size, args.soak) if here else soak_child(loop_size, args)
+        print(
+            f"\nsoak {s['size']}: {s['frames']} frames in {s['seconds']} s; RSS baseline "
+            f"{s['baseline_mib']} MiB, peak +{s['peak_above_baseline_mib']} MiB "
+            f"({s['peak_frames']} frames' worth), growth {s['growth_mib']:+.2f} MiB "
+            f"after warm-up -> {'ok' if s['ok'] else 'FAIL'}"
+        )
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
