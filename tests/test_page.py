@@ -544,6 +544,29 @@ def test_never_two_manifest_requests_in_flight(served_dir: Path, browser: Any) -
         server.server_close()
 
 
+def test_page_fetches_the_engine_itself_under_an_older_cached_index(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    """After an upgrade a browser may hold an index.html from before live-embed.js
+    (S3 serves page files with max-age): live.js then loads the engine itself."""
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    index = served_dir / "index.html"
+    old = index.read_text().replace('<script src="live-embed.js" defer></script>\n', "")
+    assert "live-embed.js" not in old
+    index.write_text(old)
+    page, console, _ = open_page(browser, base)
+    try:
+        wait_for(page, shows(1), 5)
+        assert page.text_content("#state") == "live"
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
 def test_readme_demo_command_shows_a_changing_image(browser: Any) -> None:
     """The README's first command, as a newcomer runs it, in a real browser."""
     port = free_port()
