@@ -211,3 +211,36 @@ def test_embed_html_in_an_iframe_on_another_site(
     finally:
         page.close()
         pub.close()
+
+
+def test_page_snippets_embed_this_camera_and_copy(
+    served_dir: Path, camera_host: Nginx, browser: Any
+) -> None:
+    pub = publisher_for(served_dir, size=(1280, 720), site={"title": 'Roof "north"'})
+    pub.start()
+    pub.publish_next()
+    live = camera_host.url + "live/"
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(live)
+        wait_for(page, "document.getElementById('snippet-script').textContent !== ''", 5)
+        alt = 'alt="Roof &#34;north&#34;" width="800" height="450"'
+        assert page.text_content("#snippet-img") == f'<img src="{live}live800x600.jpeg" {alt}>'
+        iframe = page.text_content("#snippet-iframe") or ""
+        assert iframe.startswith(f'<iframe src="{live}embed.html" title="Roof &#34;north&#34;"')
+        assert page.text_content("#snippet-script") == (
+            f'<img src="{live}live800x600.jpeg" data-livecam="{live}" {alt}>\n'
+            f'<script src="{live}live-embed.js" defer></script>'
+        )
+        page.click("button[data-copy='snippet-script']")
+        wait_for(page, "document.querySelector(\"button[data-copy='snippet-script']\")"
+                       ".textContent === 'Copied'", 2)  # fmt: skip
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == page.text_content("#snippet-script")
+        assert errors == []
+    finally:
+        context.close()
+        pub.close()
