@@ -310,20 +310,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = config_mod.demo(str(directory), interval=args.interval, width=w, height=h)
     stop = threading.Event()
     _stop_on_signals(stop)
-    try:
-        server = httpserver.serve(directory, args.bind, args.port)
-    except OSError as e:
-        raise LivecamError(f"cannot listen on {args.bind}:{args.port}: {e.strerror or e}") from e
     publisher = _publisher(cfg, stop)
-    print(
-        f"livecam demo: open {server.url} (Ctrl-C to stop); publishing into {directory}", flush=True
-    )
     try:
-        publisher.run(stop)
+        # The page and a first frame are out before anyone can open the URL: a viewer
+        # never meets a 404 for live.json.
+        publisher.start()
+        publisher.publish_next()
+        try:
+            server = httpserver.serve(directory, args.bind, args.port)
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise LivecamError(f"cannot listen on {args.bind}:{args.port}: {reason}") from e
+        try:
+            print(
+                f"livecam demo: open {server.url} (Ctrl-C to stop); publishing into {directory}",
+                flush=True,
+            )
+            publisher.run(stop)
+        finally:
+            server.shutdown()
+            server.server_close()
     finally:
         publisher.close()
-        server.shutdown()
-        server.server_close()
         if cleanup:
             shutil.rmtree(directory, ignore_errors=True)
     return EXIT_OK

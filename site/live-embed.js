@@ -1,126 +1,500 @@
 /*
  * livecam embed script: turns <img data-livecam="https://host/path/"> on any site into
- * a live, self-refreshing image. One file, no dependencies:
+ * a live, self-refreshing image. One file, no dependencies, no build step:
  *
- *   <img data-livecam="https://cam.example.com/live/" alt="Our roof camera" width="800" height="600">
+ *   <img src="https://cam.example.com/live/live800x600.jpeg" data-livecam="https://cam.example.com/live/"
+ *        alt="Our roof camera" width="800" height="600">
  *   <script src="https://cam.example.com/live/live-embed.js" defer></script>
  *
- * It polls live.json beside the images (the host must allow CORS for GET, see the
- * README), loads the smallest image that covers the element, swaps it in once
- * loaded, and pauses while the tab is hidden.
+ * Without the script (or without CORS) the img stays the fixed image. With it, the
+ * script polls live.json beside the images (the host must allow cross-origin GET, see
+ * docs/embedding.md), loads the smallest image that covers the element, off-screen,
+ * and swaps it in once decoded: no flicker, no broken-image icon. The element gets
+ * data-livecam-state="connecting|live|stale|offline" for styling, and a "livecam"
+ * event on every change. The live page (live.js) drives its image with this too,
+ * through window.livecam.watch().
+ *
+ * Requests: one manifest request per camera in flight at most, however many images
+ * show it; none while the tab is hidden; one poll per `interval` from the manifest;
+ * exponential backoff with jitter on errors; an image only when the frame changed.
  */
 "use strict";
 
 (function livecamEmbed() {
-  const MIN_POLL_MS = 1000;
-  const MAX_POLL_MS = 60000;
-  const MAX_BACKOFF_MS = 60000;
-
-  function pick(list, node) {
-    const largest = list[list.length - 1];
-    const width = node.getBoundingClientRect().width || node.width || largest.width;
-    const need = width * (window.devicePixelRatio || 1);
-    return list.find((e) => e.width >= need - 1) || largest;
+  if (window.livecam && typeof window.livecam.watch === "function") {
+    return; // the script is on the page twice
   }
 
-  function attach(node) {
-    let base;
-    try {
-      base = new URL(node.dataset.livecam, document.baseURI);
-    } catch (err) {
-      return;
-    }
-    if (!base.pathname.endsWith("/")) {
-      base.pathname += "/";
-    }
-    let timer = 0;
-    let inflight = false;
-    let failures = 0;
-    let interval = 2;
-    let shown = "";
-    let loading = "";
+  const MIN_POLL_MS = 1000; // never poll faster, whatever the manifest says
+  const MAX_POLL_MS = 60000; // poll at least once a minute (the offline state needs it)
+  const MIN_GAP_MS = 250; // between the end of one request and the next
+  const MAX_BACKOFF_MS = 30000;
+  const FETCH_TIMEOUT_MS = 10000;
+  const IMAGE_TIMEOUT_MS = 30000;
+  const OFFLINE_AFTER = 2; // failed polls in a row; one blip is not "offline"
+  const STALE_MIN_S = 10; // as the publisher's site.stale_after default: max(3 × interval, 10 s)
+  // A quoted MD5 of the body: S3, R2, B2, MinIO (single-part) and the demo server.
+  // Only such a validator is safe for a manifest rewritten within one second: nginx's
+  // "mtime-size" ETag has 1 s resolution and would call a new manifest unchanged.
+  const CONTENT_ETAG = /^"[0-9a-f]{32}"$/;
 
-    function schedule() {
-      clearTimeout(timer);
-      if (document.visibilityState === "hidden") {
+  const cameras = new Map(); // manifest URL -> Camera
+  const hidden = () => document.visibilityState === "hidden";
+
+  class HttpError extends Error {
+    constructor(status) {
+      super(`HTTP ${status}`);
+      this.status = status;
+    }
+  }
+
+  function finite(value, fallback) {
+    const n = Number(value);
+    return Number.isFinite(n) ? n : fallback;
+  }
+
+  // The manifest, checked: anything else is an error, never half-rendered.
+  function parse(text) {
+    const m = JSON.parse(text);
+    if (
+      m === null ||
+      typeof m !== "object" ||
+      !Number.isInteger(m.seq) ||
+      typeof m.captured_at !== "string" ||
+      Number.isNaN(Date.parse(m.captured_at)) ||
+      m.images === null ||
+      typeof m.images !== "object"
+    ) {
+      throw new SyntaxError("malformed manifest");
+    }
+    const images = Object.entries(m.images)
+      .filter(([name, e]) => name && e && finite(e.width, 0) > 0 && finite(e.height, 0) > 0)
+      .map(([name, e]) => ({
+        name,
+        width: Number(e.width),
+        height: Number(e.height),
+        seq: Number.isInteger(e.seq) ? e.seq : m.seq,
+      }))
+      .sort((a, b) => a.width - b.width || a.height - b.height);
+    if (!images.length) {
+      throw new SyntaxError("manifest names no image");
+    }
+    m.list = images; // smallest first
+    m.capturedMs = Date.parse(m.captured_at);
+    return m;
+  }
+
+  function describe(err, aborted, sameOrigin) {
+    if (aborted) {
+      return `no answer within ${FETCH_TIMEOUT_MS / 1000} s`;
+    }
+    if (err instanceof HttpError) {
+      if (err.status === 404) {
+        return "live.json not found (HTTP 404)";
+      }
+      if (err.status === 401 || err.status === 403) {
+        return `access denied (HTTP ${err.status})`;
+      }
+      return `server error (HTTP ${err.status})`;
+    }
+    if (err instanceof SyntaxError) {
+      return "live.json is malformed";
+    }
+    if (navigator.onLine === false) {
+      return "this device is offline";
+    }
+    return sameOrigin ? "cannot reach the server" : "cannot reach the server, or it does not allow this site (CORS)";
+  }
+
+  // One camera (one live.json): polls it, shares its images among its views.
+  class Camera {
+    constructor(base) {
+      this.base = base; // the directory, ending in "/"
+      this.url = new URL("live.json", base).href;
+      this.sameOrigin = new URL(this.url).origin === window.location.origin;
+      this.views = new Set();
+      this.manifest = null;
+      this.etag = ""; // content-derived ETag of this.manifest, sent as If-None-Match
+      this.revalidate = false; // cross-origin: let the browser revalidate (no preflight)
+      this.failures = 0;
+      this.error = "";
+      this.controller = null; // the manifest request in flight
+      this.timer = 0;
+      this.dueAt = 0; // performance.now() of the next poll
+      this.lastStart = -Infinity;
+      this.clockOffset = 0; // the server's clock minus ours, when they differ by > 2 s
+      this.loads = new Map(); // image URL -> Promise of a decoded image
+      this.lastState = "";
+      this.staleTimer = 0;
+    }
+
+    now() {
+      return Date.now() + this.clockOffset;
+    }
+
+    period() {
+      const seconds = this.manifest ? Math.max(0, finite(this.manifest.interval, 2)) : 2;
+      return Math.min(MAX_POLL_MS, Math.max(MIN_POLL_MS, seconds * 1000));
+    }
+
+    backoff() {
+      const cap = Math.max(MAX_BACKOFF_MS, this.period());
+      const delay = Math.min(cap, MIN_POLL_MS * 2 ** (this.failures - 1));
+      // Jitter, so that the viewers of a host that comes back do not all return at once.
+      return Math.max(MIN_POLL_MS, Math.min(cap, delay * (0.8 + 0.4 * Math.random())));
+    }
+
+    staleAfter() {
+      const m = this.manifest;
+      const configured = finite(m.stale_after, 0);
+      return configured > 0 ? configured : Math.max(3 * Math.max(0, finite(m.interval, 2)), STALE_MIN_S);
+    }
+
+    state() {
+      if (this.failures >= OFFLINE_AFTER || (this.failures > 0 && !this.manifest)) {
+        return "offline";
+      }
+      if (!this.manifest) {
+        return "connecting";
+      }
+      return (this.now() - this.manifest.capturedMs) / 1000 > this.staleAfter() ? "stale" : "live";
+    }
+
+    // Views whose element left the document are dropped; no views, no polling.
+    prune() {
+      for (const view of this.views) {
+        if (!view.img.isConnected) {
+          this.views.delete(view);
+        }
+      }
+      if (!this.views.size) {
+        clearTimeout(this.timer);
+        clearTimeout(this.staleTimer);
+        this.timer = 0;
+        cameras.delete(this.url);
+      }
+      return this.views.size > 0;
+    }
+
+    // Poll now, unless a request is in flight or the last one started under 1 s ago.
+    wake() {
+      if (this.controller || hidden()) {
         return;
       }
-      const delay = failures > 0 ? Math.min(MAX_BACKOFF_MS, MIN_POLL_MS * 2 ** failures) : Math.min(MAX_POLL_MS, Math.max(MIN_POLL_MS, interval * 1000));
-      timer = setTimeout(poll, delay);
+      const wait = this.lastStart + MIN_POLL_MS - performance.now();
+      if (wait > 0) {
+        this.arm(wait);
+      } else {
+        this.poll();
+      }
     }
 
-    function show(url, title, capturedAt) {
-      if (url === shown || url === loading) {
+    sleep() {
+      clearTimeout(this.timer);
+      this.timer = 0;
+    }
+
+    arm(delay) {
+      clearTimeout(this.timer);
+      this.dueAt = performance.now() + delay;
+      this.timer = setTimeout(() => this.poll(), delay);
+    }
+
+    schedule() {
+      this.sleep();
+      if (hidden() || !this.prune()) {
         return;
       }
-      loading = url;
-      const next = new Image();
-      next.src = url;
-      next
-        .decode()
+      const now = performance.now();
+      // Normal cadence counts from the start of the last poll; backoff from its end.
+      const at = this.failures ? now + this.backoff() : Math.max(this.lastStart + this.period(), now + MIN_GAP_MS);
+      this.arm(at - now);
+    }
+
+    readClock(response) {
+      // Ages are computed against the server's clock (the publisher's, for a local
+      // target): a viewer whose own clock is off still sees "updated 2 s ago".
+      const date = Date.parse(response.headers.get("Date") || "");
+      if (Number.isNaN(date)) {
+        return;
+      }
+      const age = finite(response.headers.get("Age"), 0);
+      const offset = date + 500 + age * 1000 - Date.now(); // Date has 1 s resolution
+      this.clockOffset = Math.abs(offset) > 2000 ? offset : 0;
+    }
+
+    async poll() {
+      this.sleep();
+      if (this.controller || hidden() || !this.prune()) {
+        return; // never two requests for the manifest in flight
+      }
+      const controller = new AbortController();
+      this.controller = controller;
+      const watchdog = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+      this.lastStart = performance.now();
+      try {
+        const init = { cache: "no-store", signal: controller.signal };
+        if (this.sameOrigin && this.etag) {
+          // With "no-store" the browser neither adds validators nor hides a 304 from
+          // us: sending If-None-Match ourselves keeps an unchanged manifest to headers.
+          init.headers = { "If-None-Match": this.etag };
+        } else if (this.revalidate) {
+          // Cross-origin, a header of our own would cost a CORS preflight per poll;
+          // the browser's own revalidation does not.
+          init.cache = "no-cache";
+        }
+        const response = await fetch(this.url, init);
+        this.readClock(response);
+        if (response.status === 304 && this.manifest && this.etag) {
+          // unchanged
+        } else if (!response.ok) {
+          throw new HttpError(response.status);
+        } else {
+          const m = parse(await response.text());
+          const tag = response.headers.get("ETag") || "";
+          const content = CONTENT_ETAG.test(tag);
+          this.etag = content && this.sameOrigin ? tag : "";
+          this.revalidate = content && !this.sameOrigin;
+          this.manifest = m;
+        }
+        this.failures = 0;
+        this.error = "";
+      } catch (err) {
+        this.failures += 1;
+        this.error = describe(err, controller.signal.aborted, this.sameOrigin);
+      } finally {
+        clearTimeout(watchdog);
+        this.controller = null;
+      }
+      this.schedule();
+      this.notify();
+    }
+
+    notify() {
+      this.lastState = this.state();
+      clearTimeout(this.staleTimer);
+      if (this.lastState === "live") {
+        // Turn stale on time, not on the next 1 s tick.
+        const ms = this.manifest.capturedMs + this.staleAfter() * 1000 - this.now();
+        this.staleTimer = setTimeout(() => this.tick(), Math.max(0, ms) + 20);
+      }
+      for (const view of this.views) {
+        view.update();
+      }
+    }
+
+    tick() {
+      if (this.state() !== this.lastState) {
+        this.notify();
+      }
+    }
+
+    // A decoded image, loaded once however many views want it.
+    load(url) {
+      let promise = this.loads.get(url);
+      if (!promise) {
+        const image = new Image();
+        image.decoding = "async";
+        let timeout = 0;
+        promise = new Promise((resolve, reject) => {
+          timeout = setTimeout(() => {
+            image.src = ""; // abandon a load that hangs
+            reject(new Error("image timeout"));
+          }, IMAGE_TIMEOUT_MS);
+          image.src = url;
+          image.decode().then(() => resolve(image), reject);
+        }).finally(() => {
+          clearTimeout(timeout);
+          this.loads.delete(url);
+        });
+        this.loads.set(url, promise);
+      }
+      return promise;
+    }
+
+    imageUrl(entry) {
+      const path = encodeURI(entry.name).replace(/[?#]/g, encodeURIComponent);
+      const url = new URL(`${path}?v=${entry.seq}`, this.base).href;
+      return url.startsWith(this.base) ? url : ""; // never outside the camera's directory
+    }
+
+    capturedMs(entry) {
+      const m = this.manifest;
+      // A variant refreshed every Nth frame shows an older frame than the manifest's.
+      return m.capturedMs - (m.seq - entry.seq) * Math.max(0, finite(m.interval, 0)) * 1000;
+    }
+  }
+
+  // One <img> showing a camera: picks the variant, loads it off-screen, swaps it in.
+  class View {
+    constructor(img, camera, options) {
+      this.img = img;
+      this.camera = camera;
+      this.label = options.label || "";
+      this.shown = null; // {url, entry, capturedMs}
+      this.loading = "";
+      this.failed = null; // {url, count, until}: an image that would not load
+    }
+
+    // The smallest variant that covers the displayed size times the device pixel ratio.
+    pick(list) {
+      const largest = list[list.length - 1];
+      const rect = this.img.getBoundingClientRect();
+      const width = rect.width || this.img.width || largest.width;
+      const height = rect.height || this.img.height || largest.height;
+      const aspect = largest.width / largest.height;
+      const fit = window.getComputedStyle(this.img).objectFit;
+      let shownWidth = width;
+      if (fit === "contain" || fit === "scale-down") {
+        shownWidth = Math.min(width, height * aspect);
+      } else if (fit === "cover") {
+        shownWidth = Math.max(width, height * aspect);
+      }
+      const need = shownWidth * (window.devicePixelRatio || 1);
+      return list.find((e) => e.width >= need - 1) || largest;
+    }
+
+    update() {
+      const camera = this.camera;
+      const m = camera.manifest;
+      if (m && !hidden() && !this.loading) {
+        const entry = this.pick(m.list);
+        const url = camera.imageUrl(entry);
+        const shown = this.shown;
+        // The same frame already on screen at least this sharp (e.g. the window shrank).
+        const covered = shown && shown.entry.seq === entry.seq && shown.entry.width >= entry.width;
+        const failed = this.failed && this.failed.url === url && performance.now() < this.failed.until;
+        if (url && !covered && !failed && (!shown || url !== shown.url)) {
+          this.show(url, entry, camera.capturedMs(entry));
+        }
+      }
+      this.emit();
+    }
+
+    show(url, entry, capturedMs) {
+      this.loading = url;
+      this.camera
+        .load(url)
         .then(() => {
-          if (loading !== url) {
-            return;
-          }
-          loading = "";
-          shown = url;
-          node.src = url;
-          node.alt = `${title}: live image captured ${new Date(capturedAt).toLocaleString()}`;
-          node.dataset.livecamSeq = url.split("?v=")[1] || "";
+          this.shown = { url, entry, capturedMs };
+          this.failed = null;
+          this.img.src = url; // decoded already: the swap is instant, no second request
+          this.img.removeAttribute("srcset");
+          const title = this.label || (typeof this.camera.manifest.title === "string" && this.camera.manifest.title) || "Live camera";
+          this.img.alt = `${title}: live image captured ${new Date(capturedMs).toLocaleString()}`;
+          this.img.dataset.livecamSeq = String(entry.seq);
         })
         .catch(() => {
-          if (loading === url) {
-            loading = "";
-          }
+          // The old image stays. Retry this one later, backing off: a corrupt image
+          // should not be downloaded on every poll.
+          const count = this.failed && this.failed.url === url ? this.failed.count + 1 : 1;
+          const delay = Math.min(MAX_POLL_MS, this.camera.period() * 2 ** count);
+          this.failed = { url, count, until: performance.now() + delay };
+        })
+        .finally(() => {
+          this.loading = "";
+          this.update(); // a newer frame may have arrived meanwhile
         });
     }
 
-    async function poll() {
-      clearTimeout(timer);
-      if (inflight || document.visibilityState === "hidden") {
-        return;
-      }
-      inflight = true;
-      try {
-        const response = await fetch(new URL("live.json", base), { cache: "no-cache", mode: "cors", credentials: "omit" });
-        if (!response.ok) {
-          throw new Error(`HTTP ${response.status}`);
-        }
-        const m = await response.json();
-        const list = Object.entries((m && m.images) || {})
-          .filter(([, e]) => e && Number(e.width) > 0)
-          .map(([name, e]) => ({ name, width: Number(e.width), seq: Number.isInteger(e.seq) ? e.seq : m.seq }))
-          .sort((a, b) => a.width - b.width);
-        if (!list.length || Number.isNaN(Date.parse(m.captured_at))) {
-          throw new Error("malformed manifest");
-        }
-        interval = Number(m.interval) || 0;
-        failures = 0;
-        node.dataset.livecamState = "live";
-        const entry = pick(list, node);
-        const title = typeof m.title === "string" && m.title ? m.title : "Live camera";
-        show(new URL(`${encodeURI(entry.name)}?v=${entry.seq}`, base).href, title, m.captured_at);
-      } catch (err) {
-        failures += 1;
-        node.dataset.livecamState = "offline";
-      } finally {
-        inflight = false;
-      }
-      schedule();
+    snapshot() {
+      const camera = this.camera;
+      return {
+        state: camera.state(),
+        manifest: camera.manifest,
+        error: camera.error,
+        failures: camera.failures,
+        retryInMs: camera.failures && camera.timer ? Math.max(0, camera.dueAt - performance.now()) : 0,
+        staleAfter: camera.manifest ? camera.staleAfter() : 0,
+        now: camera.now(),
+        shown: this.shown,
+        base: camera.base,
+        imageUrl: (entry) => camera.imageUrl(entry),
+      };
     }
 
-    document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "hidden") {
-        clearTimeout(timer);
-      } else {
-        poll();
+    emit() {
+      const detail = this.snapshot();
+      if (this.img.dataset.livecamState !== detail.state) {
+        this.img.dataset.livecamState = detail.state;
       }
-    });
-    poll();
+      this.img.dispatchEvent(new CustomEvent("livecam", { detail }));
+    }
   }
 
+  const views = new WeakMap(); // img -> View
+
+  // Make `img` show the camera published at `base` (a directory URL); returns its view.
+  function watch(img, base, options) {
+    if (views.has(img)) {
+      return views.get(img);
+    }
+    let dir;
+    try {
+      dir = new URL(base, document.baseURI);
+    } catch (err) {
+      return null;
+    }
+    if (dir.protocol !== "https:" && dir.protocol !== "http:") {
+      return null;
+    }
+    dir.search = "";
+    dir.hash = "";
+    if (!dir.pathname.endsWith("/")) {
+      dir.pathname += "/";
+    }
+    const url = new URL("live.json", dir).href;
+    let camera = cameras.get(url);
+    if (!camera) {
+      camera = new Camera(dir.href);
+      cameras.set(url, camera);
+    }
+    const view = new View(img, camera, options || {});
+    views.set(img, view);
+    camera.views.add(view);
+    if (camera.manifest) {
+      view.update();
+    } else {
+      camera.wake();
+    }
+    return view;
+  }
+
+  function upgrade(root) {
+    const found = root.matches && root.matches("img[data-livecam]") ? [root] : [];
+    if (root.querySelectorAll) {
+      found.push(...root.querySelectorAll("img[data-livecam]"));
+    }
+    for (const img of found) {
+      watch(img, img.dataset.livecam, { label: img.getAttribute("alt") || "" });
+    }
+  }
+
+  let resizeTimer = 0;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => cameras.forEach((c) => c.notify()), 150);
+  });
+  document.addEventListener("visibilitychange", () => {
+    cameras.forEach((c) => (hidden() ? c.sleep() : c.wake()));
+  });
+  // Back online, back from the back/forward cache, unfrozen: poll at once.
+  for (const type of ["online", "pageshow"]) {
+    window.addEventListener(type, () => cameras.forEach((c) => c.wake()));
+  }
+  document.addEventListener("resume", () => cameras.forEach((c) => c.wake()));
+  setInterval(() => cameras.forEach((c) => c.tick()), 1000);
+
+  window.livecam = Object.freeze({ watch, upgrade });
+
   function start() {
-    document.querySelectorAll("img[data-livecam]").forEach(attach);
+    upgrade(document);
+    // Images added later (single-page sites) are upgraded too.
+    new MutationObserver((records) => {
+      for (const record of records) {
+        record.addedNodes.forEach((node) => node.nodeType === 1 && upgrade(node));
+      }
+    }).observe(document.documentElement, { childList: true, subtree: true });
   }
 
   if (document.readyState === "loading") {

@@ -1,18 +1,14 @@
 /*
- * livecam live page (index.html, embed.html). No dependencies, no build step.
- *
- * Polls the small live.json manifest; only when the shown frame changed does it load
- * the new image, off-screen, and swap it in once decoded (no flicker, no broken-image
- * icon). Text from the manifest is set with textContent only.
+ * livecam live page (index.html, embed.html): everything around the image. No
+ * dependencies, no build step. The image itself is driven by live-embed.js, loaded
+ * first (window.livecam): polling, choosing the variant, swapping frames in once
+ * decoded. This file shows the title, the live/stale/offline state, "updated N s ago"
+ * and the embed snippets. Text from the manifest is set with textContent only.
  */
 "use strict";
 
-(function livecam() {
-  const MIN_POLL_MS = 1000;
-  const MAX_POLL_MS = 60000;
-  const MAX_BACKOFF_MS = 60000;
+(function livecamPage() {
   const $ = (id) => document.getElementById(id);
-
   const img = $("live");
   if (!img) {
     return;
@@ -24,20 +20,18 @@
     location: $("location"),
     link: $("link"),
     full: $("full"),
+    fullLink: $("full-link"),
     placeholder: $("placeholder"),
+    notice: $("notice"),
     state: $("state"),
     updated: $("updated"),
+    announce: $("announce"),
   };
+  const LABELS = { connecting: "connecting", live: "live", stale: "stale", offline: "offline" };
 
-  let manifest = null; // the last valid manifest
-  let shownUrl = ""; // the image URL on screen
-  let loadingUrl = ""; // the image URL loading off-screen
-  let failures = 0; // manifest fetches failed in a row
-  let inflight = false;
-  let timer = 0;
-  let clockOffset = 0; // web server's clock minus ours, when they differ by > 2 s
-
-  const now = () => Date.now() + clockOffset;
+  let manifest = null; // the manifest last rendered
+  let shownUrl = "";
+  let state = "";
 
   function setText(node, text) {
     if (node && node.textContent !== text) {
@@ -45,122 +39,14 @@
     }
   }
 
-  function valid(m) {
-    return (
-      m !== null &&
-      typeof m === "object" &&
-      Number.isInteger(m.seq) &&
-      typeof m.captured_at === "string" &&
-      !Number.isNaN(Date.parse(m.captured_at)) &&
-      m.images !== null &&
-      typeof m.images === "object"
-    );
-  }
-
-  function entries(m) {
-    return Object.entries(m.images)
-      .filter(([, e]) => e && Number(e.width) > 0 && Number(e.height) > 0)
-      .map(([name, e]) => ({ name, width: Number(e.width), height: Number(e.height), seq: Number.isInteger(e.seq) ? e.seq : m.seq }))
-      .sort((a, b) => a.width * a.height - b.width * b.height);
-  }
-
-  // The smallest image that covers the displayed size times the device pixel ratio.
-  function pick(list) {
-    const largest = list[list.length - 1];
-    const box = (el.full || img).getBoundingClientRect();
-    const aspect = largest.width / largest.height;
-    const shownWidth = Math.min(box.width || largest.width, (box.height || largest.height) * aspect);
-    const need = shownWidth * (window.devicePixelRatio || 1);
-    return list.find((e) => e.width >= need - 1) || largest;
-  }
-
-  function pollDelay() {
-    if (failures > 0) {
-      return Math.min(MAX_BACKOFF_MS, MIN_POLL_MS * 2 ** failures);
-    }
-    const interval = manifest ? Number(manifest.interval) * 1000 : 2000;
-    return Math.min(MAX_POLL_MS, Math.max(MIN_POLL_MS, interval || 0));
-  }
-
-  function schedule(delay) {
-    clearTimeout(timer);
-    if (document.visibilityState !== "hidden") {
-      timer = setTimeout(poll, delay);
+  function setHidden(node, value) {
+    if (node && node.hidden !== value) {
+      node.hidden = value;
     }
   }
 
-  async function poll() {
-    clearTimeout(timer);
-    if (inflight || document.visibilityState === "hidden") {
-      return;
-    }
-    inflight = true;
-    try {
-      // no-store: never a cached manifest. (Revalidating is not safe everywhere: nginx's
-      // ETag and Last-Modified have 1 s resolution, so two frames in one second look alike.)
-      const response = await fetch("live.json", { cache: "no-store" });
-      if (!response.ok) {
-        throw new Error(`HTTP ${response.status}`);
-      }
-      const m = await response.json();
-      if (!valid(m)) {
-        throw new Error("malformed manifest");
-      }
-      const date = Date.parse(response.headers.get("Date") || "");
-      if (!Number.isNaN(date)) {
-        const age = Number(response.headers.get("Age")) || 0;
-        const offset = date + age * 1000 - Date.now();
-        clockOffset = Math.abs(offset) > 2000 ? offset : 0;
-      }
-      failures = 0;
-      manifest = m;
-    } catch (err) {
-      failures += 1;
-    } finally {
-      inflight = false;
-    }
-    render();
-    schedule(pollDelay());
-  }
-
-  function load(url, entry) {
-    if (url === shownUrl || url === loadingUrl) {
-      return; // never two requests for the same image
-    }
-    loadingUrl = url;
-    const next = new Image();
-    next.src = url;
-    next
-      .decode()
-      .then(() => {
-        if (loadingUrl !== url) {
-          return; // a newer frame overtook this one
-        }
-        loadingUrl = "";
-        shownUrl = url;
-        img.src = url;
-        img.classList.remove("waiting");
-        img.width = entry.width;
-        img.height = entry.height;
-        if (el.placeholder) {
-          el.placeholder.hidden = true;
-        }
-        updateAlt();
-      })
-      .catch(() => {
-        if (loadingUrl === url) {
-          loadingUrl = ""; // keep the old image; the next poll tries again
-        }
-      });
-  }
-
-  function updateAlt() {
-    if (!manifest) {
-      return;
-    }
-    const when = new Date(Date.parse(manifest.captured_at));
-    const title = typeof manifest.title === "string" && manifest.title ? manifest.title : "Live camera";
-    img.alt = `${title}: live image captured ${when.toLocaleString()}`;
+  function text(value) {
+    return typeof value === "string" ? value.trim() : "";
   }
 
   function ago(seconds) {
@@ -176,110 +62,175 @@
     return `${Math.round(seconds / 86400)} days`;
   }
 
-  function tick() {
-    let state = "connecting";
-    let text = "";
-    if (manifest) {
-      const age = Math.max(0, (now() - Date.parse(manifest.captured_at)) / 1000);
-      const interval = Math.max(0, Number(manifest.interval) || 0);
-      const staleAfter = Number(manifest.stale_after) > 0 ? Number(manifest.stale_after) : Math.max(3 * interval, 10);
-      text = `updated ${ago(age)} ago`;
-      state = age > staleAfter ? "stale" : "live";
-    }
-    if (failures > 0) {
-      state = "offline";
-      text = manifest ? `camera unreachable; last image ${text.replace("updated ", "")}` : "camera unreachable";
-    }
-    if (document.body.dataset.state !== state) {
-      document.body.dataset.state = state;
-    }
-    setText(el.state, state);
-    setText(el.updated, text);
-  }
-
   function safeLink(value) {
     try {
       const u = new URL(value);
-      return u.protocol === "https:" || u.protocol === "http:" ? u.href : "";
+      return u.protocol === "https:" || u.protocol === "http:" ? u : null;
     } catch (err) {
-      return "";
+      return null;
     }
   }
 
-  function renderText(m) {
-    const title = typeof m.title === "string" && m.title ? m.title : "Live camera";
+  function renderManifest(m, snap) {
+    const title = text(m.title) || "Live camera";
     if (document.title !== title) {
       document.title = title;
     }
     setText(el.title, title);
-    const caption = typeof m.caption === "string" ? m.caption : "";
-    if (el.caption) {
-      setText(el.caption, caption);
-      el.caption.hidden = !caption;
-    }
-    const location = typeof m.location === "string" ? m.location : "";
-    const link = typeof m.link === "string" ? safeLink(m.link) : "";
-    if (el.meta) {
-      setText(el.location, location);
-      if (el.link) {
-        el.link.hidden = !link;
-        if (link) {
-          el.link.href = link;
-          el.link.rel = "noopener noreferrer";
-          setText(el.link, new URL(link).host);
-        }
+    const caption = text(m.caption);
+    setText(el.caption, caption);
+    setHidden(el.caption, !caption);
+    const location = text(m.location);
+    const link = safeLink(text(m.link));
+    setText(el.location, location);
+    if (el.link) {
+      el.link.hidden = !link;
+      if (link) {
+        el.link.href = link.href;
+        el.link.rel = "noopener noreferrer";
+        setText(el.link, link.host);
       }
-      el.meta.hidden = !location && !link;
     }
-  }
-
-  function render() {
-    if (manifest) {
-      renderText(manifest);
-      const list = entries(manifest);
-      if (list.length) {
-        const entry = pick(list);
-        if (el.full) {
-          el.full.href = list[list.length - 1].name;
-        }
-        load(`${encodeURI(entry.name)}?v=${entry.seq}`, entry);
+    setHidden(el.meta, !location && !link);
+    const largest = m.list[m.list.length - 1];
+    // The frame keeps the image's aspect ratio, so the page never jumps (style.css).
+    document.documentElement.style.setProperty("--aspect", `${largest.width} / ${largest.height}`);
+    const full = snap.imageUrl(largest);
+    for (const a of [el.full, el.fullLink]) {
+      if (a && full && a.href !== full) {
+        a.href = full;
       }
-      fillSnippets(list);
     }
-    tick();
+    fillSnippets(m, snap.base);
   }
 
-  function escapeHtml(s) {
-    return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-  }
-
-  let snippetsDone = false;
-  function fillSnippets(list) {
-    const imgCode = $("snippet-img");
-    if (!imgCode || snippetsDone || !list.length) {
+  function announce(next, snap) {
+    if (!el.announce || next === state || next === "connecting") {
       return;
     }
-    snippetsDone = true;
-    const base = new URL(".", window.location.href).href;
-    const title = escapeHtml(typeof manifest.title === "string" ? manifest.title : "Live camera");
-    const mid = list.find((e) => e.width >= 640) || list[list.length - 1];
-    setText(imgCode, `<img src="${base}${mid.name}" alt="${title}" width="${mid.width}" height="${mid.height}">`);
-    setText($("snippet-iframe"), `<iframe src="${base}embed.html" title="${title}" width="${mid.width}" height="${mid.height}" style="border:0" allowfullscreen></iframe>`);
-    setText($("snippet-script"), `<img data-livecam="${base}" alt="${title}" width="${mid.width}" height="${mid.height}">\n<script src="${base}live-embed.js" defer></script>`);
+    let message = "Live image";
+    if (next === "stale") {
+      message = "Stale: the camera has not published a new image for a while";
+    } else if (next === "offline") {
+      message = `Offline: ${snap.error || "cannot reach the camera"}`;
+    } else if (state === "stale" || state === "offline") {
+      message = "Live again";
+    }
+    setText(el.announce, message);
   }
 
-  let resizeTimer = 0;
-  window.addEventListener("resize", () => {
-    clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(render, 200);
-  });
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "hidden") {
-      clearTimeout(timer);
+  function render(snap) {
+    const m = snap.manifest;
+    if (m && m !== manifest) {
+      renderManifest(m, snap);
+      manifest = m;
+    }
+    const shown = snap.shown;
+    if (shown && shown.url !== shownUrl) {
+      shownUrl = shown.url;
+      img.classList.remove("waiting");
+      setHidden(el.placeholder, true);
+      if (el.updated) {
+        const when = new Date(shown.capturedMs);
+        el.updated.dateTime = when.toISOString();
+        el.updated.title = `captured ${when.toLocaleString()}`;
+      }
+    }
+    const next = snap.state;
+    announce(next, snap);
+    if (document.body.dataset.state !== next) {
+      document.body.dataset.state = next;
+    }
+    state = next;
+    setText(el.state, LABELS[next]);
+    // The age of what the viewer sees: the frame on screen, else the manifest's.
+    const capturedMs = shown ? shown.capturedMs : m ? m.capturedMs : 0;
+    const age = ago(Math.max(0, (snap.now - capturedMs) / 1000));
+    let updated = "";
+    let notice = "";
+    if (next === "live") {
+      updated = `updated ${age} ago`;
+    } else if (next === "stale") {
+      updated = `last image ${age} ago`;
+      const at = new Date(capturedMs).toLocaleTimeString();
+      notice = `No new image for ${age} (last at ${at}): the camera has stopped publishing.`;
+    } else if (next === "offline") {
+      updated = m ? `last image ${age} ago` : "";
+      const retry = snap.retryInMs > 0 ? `retrying in ${Math.ceil(snap.retryInMs / 1000)} s` : "retrying";
+      notice = `Cannot load the camera: ${snap.error || "no answer"}; ${retry}.`;
+    }
+    setText(el.updated, updated);
+    setText(el.notice, notice);
+    setHidden(el.notice, !notice);
+  }
+
+  // Copy-paste snippets for the three ways to embed: text only, built from strings.
+  function attr(s) {
+    return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  }
+
+  function fillSnippets(m, base) {
+    const imgCode = $("snippet-img");
+    if (!imgCode || imgCode.textContent) {
+      return;
+    }
+    const title = attr(text(m.title) || "Live camera");
+    const fixed =
+      m.list.find((e) => e.name === "live800x600.jpeg") || m.list.find((e) => e.width >= 640) || m.list[m.list.length - 1];
+    const src = attr(new URL(encodeURI(fixed.name), base).href);
+    const size = `width="${fixed.width}" height="${fixed.height}"`;
+    const dir = attr(base);
+    setText(imgCode, `<img src="${src}" alt="${title}" ${size}>`);
+    setText($("snippet-iframe"), `<iframe src="${dir}embed.html" title="${title}" ${size} style="border:0" loading="lazy"></iframe>`);
+    setText(
+      $("snippet-script"),
+      `<img src="${src}" data-livecam="${dir}" alt="${title}" ${size}>\n<script src="${dir}live-embed.js" defer></script>`,
+    );
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest && event.target.closest("button[data-copy]");
+    const code = button && $(button.dataset.copy);
+    if (!code) {
+      return;
+    }
+    const done = (label) => {
+      setText(button, label);
+      setTimeout(() => setText(button, "Copy"), 2000);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(code.textContent).then(
+        () => done("Copied"),
+        () => done("Select and copy"),
+      );
     } else {
-      poll();
+      // No clipboard API over plain http: select the text for Ctrl+C.
+      const range = document.createRange();
+      range.selectNodeContents(code);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      done("Press Ctrl+C");
     }
   });
-  setInterval(tick, 1000);
-  poll();
+
+  function start() {
+    const view = window.livecam.watch(img, new URL(".", window.location.href).href, {});
+    if (!view) {
+      return;
+    }
+    img.addEventListener("livecam", (event) => render(event.detail));
+    render(view.snapshot());
+    setInterval(() => render(view.snapshot()), 1000); // "updated N s ago" ticks
+  }
+
+  if (window.livecam) {
+    start();
+  } else {
+    // A cached index.html from before live-embed.js existed: fetch the engine now.
+    const script = document.createElement("script");
+    script.src = "live-embed.js";
+    script.addEventListener("load", start);
+    document.head.append(script);
+  }
 })();

@@ -1,67 +1,76 @@
-"""The live page in headless Chromium, served by nginx or the demo server."""
+"""The live page in headless Chromium, served by nginx or the demo server.
+
+Each test is one scenario of issue #5's acceptance list, with a real publisher
+writing files, a real web server and a real browser; every one ends with no
+console errors but Chromium's own "Failed to load resource" line for what the test
+broke on purpose.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import os
+import re
 import signal
 import subprocess
+import threading
 import time
+from datetime import UTC, datetime
+from functools import partial
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from livecam import config
-from livecam.camera.testpattern import TestPatternCamera
-from livecam.service import Publisher
-from livecam.targets.local import LocalTarget
+import pytest
+
+from livecam import httpserver
 
 from .conftest import ROOT, free_port, wait_for_port
+from .pagetools import (
+    LIVE,
+    Nginx,
+    open_page,
+    publisher_for,
+    set_visibility,
+    shown_seq,
+    shows,
+    state_is,
+    wait_for,
+)
+
+pytestmark = pytest.mark.browser
 
 
-def publisher_for(
-    directory: Path, interval: float = 1.0, size: tuple[int, int] = (640, 360)
-) -> Publisher:
-    w, h = size
-    cfg = config.parse(
-        {
-            "camera": {"source": "test", "width": w, "height": h, "interval": interval},
-            "target": {"kind": "local", "path": str(directory)},
-            "site": {"title": "Page test"},
-        }
+def resource_starts(page: Any, name: str) -> list[float]:
+    """performance.now() at which each completed request for `name` started."""
+    return page.evaluate(
+        "(name) => performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.includes(name)).map((e) => e.startTime)",
+        name,
     )
-    camera = TestPatternCamera(w, h)
-    return Publisher(cfg, lambda: camera, LocalTarget(directory))
 
 
-def open_page(
-    browser: Any, url: str, width: int = 1000, height: int = 700
-) -> tuple[Any, list[str]]:
-    page = browser.new_page(viewport={"width": width, "height": height})
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(url)
-    return page, problems
+def write_manifest(directory: Path, doc: dict[str, Any]) -> None:
+    tmp = directory / ".live.json.tmp"
+    tmp.write_text(json.dumps(doc))
+    tmp.chmod(0o644)
+    os.replace(tmp, directory / "live.json")
 
 
-def shown_seq(page: Any) -> int | None:
-    src = page.evaluate("document.getElementById('live').currentSrc")
-    return int(src.rsplit("?v=", 1)[1]) if "?v=" in src else None
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def wait_for(page: Any, condition: str, timeout: float) -> None:
-    """Poll a JS expression from Python: the page's CSP forbids Playwright's in-page eval."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(condition):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not true after {timeout} s: {condition}")
-        time.sleep(0.05)
-
-
-def test_page_swaps_to_each_new_frame_without_flicker(served_dir: Path, nginx, browser) -> None:
+def test_page_shows_each_new_frame_within_interval_without_flicker(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
     base = nginx(served_dir)
     pub = publisher_for(served_dir)
     pub.start()
     pub.publish_next()
-    page, problems = open_page(browser, base)
+    page, console, requests = open_page(browser, base)
     try:
         # Record every state of the image element: it must never be broken or empty.
         page.evaluate("""() => {
@@ -71,51 +80,494 @@ def test_page_swaps_to_each_new_frame_without_flicker(served_dir: Path, nginx, b
                 [img.getAttribute('src'), img.complete, img.naturalWidth])).observe(
                 img, {attributes: true, attributeFilter: ['src']});
         }""")
-        wait_for(page, "document.getElementById('live').currentSrc.includes('?v=1')", 5)
+        wait_for(page, shows(1), 5)
         assert page.title() == "Page test"
         assert page.text_content("#title") == "Page test"
-        for expected in (2, 3):
+        interval = pub.cfg.camera.interval
+        for expected in (2, 3, 4):
             pub.publish_next()
-            published = time.monotonic()
-            wait_for(
-                page,
-                f"document.getElementById('live').currentSrc.includes('?v={expected}')",
-                pub.cfg.camera.interval + 1,
-            )
-            assert time.monotonic() - published <= pub.cfg.camera.interval + 1
+            took = wait_for(page, shows(expected), interval + 1)
+            assert took <= interval + 1
         states = page.evaluate("window.__states")
-        assert states, "the image was never swapped"
+        assert len(states) >= 3, "the image was not swapped for each frame"
         for _src, complete, natural_width in states:
             assert complete and natural_width > 0, states  # decoded before it was shown
         assert page.text_content("#state") == "live"
-        assert page.text_content("#updated").startswith("updated ")
-        assert problems == []
+        assert re.fullmatch(r"updated \d+ s ago", page.text_content("#updated") or "")
+        assert page.get_attribute("#live", "alt").startswith("Page test: live image captured ")
+        # Each image once (the swap reuses the decoded image), nothing from elsewhere.
+        images = requests.urls(".jpeg")
+        assert len(images) == len(set(images)) == 4, images
+        assert all(u.startswith(base) or u.startswith("data:") for u in requests.urls())
+        # The manifest once per interval, no faster.
+        starts = resource_starts(page, "live.json")
+        gaps = [(b - a) / 1000 for a, b in itertools.pairwise(starts)]
+        assert gaps and min(gaps) >= 0.9 * interval, gaps
+        assert requests.max_in_flight["live.json"] == 1
+        assert console.errors == []
     finally:
         page.close()
         pub.close()
 
 
-def test_page_picks_the_smallest_variant_that_covers(served_dir: Path, nginx, browser) -> None:
+def test_a_missing_or_corrupt_image_keeps_the_old_frame(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, base)
+    try:
+        wait_for(page, shows(1), 5)
+        src = page.evaluate(f"{LIVE}.currentSrc")
+        doc = json.loads((served_dir / "live.json").read_text())
+        (served_dir / "corrupt.jpeg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG" * 100)
+        (served_dir / "corrupt.jpeg").chmod(0o644)
+        for name in ("missing.jpeg", "corrupt.jpeg"):
+            doc["seq"] += 1
+            doc["captured_at"] = now_iso()
+            doc["images"] = {name: {"width": 640, "height": 360, "bytes": 1, "seq": doc["seq"]}}
+            write_manifest(served_dir, doc)
+            wait_for(page, f"performance.getEntriesByType('resource').some("
+                           f"(e) => e.name.includes('{name}'))", 5)  # fmt: skip
+            page.wait_for_timeout(1500)  # the failed load settled; another poll passed
+            assert page.evaluate(f"{LIVE}.currentSrc") == src
+            assert page.evaluate(f"{LIVE}.complete && {LIVE}.naturalWidth > 0")
+            assert page.evaluate("document.body.dataset.state") == "live"
+        # A broken image is retried with backoff, not on every poll.
+        assert requests.count("corrupt.jpeg") == 1
+        pub.publish_next()  # a good frame again
+        wait_for(page, shows(2), 3)
+        assert console.unexpected("missing.jpeg") == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_stopped_publisher_shows_stale_within_three_intervals(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    interval = 4.0  # no [site] stale_after: stale after max(3 × interval, 10 s) = 12 s
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir, interval=interval)
+    pub.start()
+    pub.publish_next()
+    page, console, _ = open_page(browser, base)
+    try:
+        wait_for(page, shows(1), 5)
+        pub.publish_next()
+        published = time.monotonic()
+        wait_for(page, shows(2), interval + 1)
+        assert page.is_hidden("#notice")
+        # The publisher stops here: no frame after this one.
+        wait_for(page, state_is("stale"), 3 * interval + 1 - (time.monotonic() - published))
+        took = time.monotonic() - published
+        assert 3 * interval - 0.5 <= took <= 3 * interval + 1, took
+        assert page.text_content("#state") == "stale"
+        assert page.is_visible("#notice")
+        assert "stopped publishing" in (page.text_content("#notice") or "")
+        assert (page.text_content("#announce") or "").startswith("Stale")
+        # Started again: live without a reload.
+        pub.publish_next()
+        wait_for(page, f"{shows(3)} && {state_is('live')}", interval + 1)
+        assert page.is_hidden("#notice")
+        assert page.text_content("#announce") == "Live again"
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_unreachable_manifest_shows_offline_and_recovers_without_reload(
+    served_dir: Path, browser: Any
+) -> None:
+    server = Nginx(served_dir).start()
+    pub = publisher_for(served_dir)
+    pub.start()
+    for name in ("live.json", "live.jpeg", "live800x600.jpeg", "live320x240.jpeg"):
+        (served_dir / name).unlink(missing_ok=True)
+    page, console, requests = open_page(browser, server.url)
+    try:
+        # Nothing published yet: offline at once, a placeholder, no broken image.
+        wait_for(page, state_is("offline"), 3)
+        assert "not found (HTTP 404)" in (page.text_content("#notice") or "")
+        assert page.is_visible("#placeholder")
+        pub.publish_next()
+        wait_for(page, f"{shows(1)} && {state_is('live')}", 4)
+        assert page.is_hidden("#placeholder")
+
+        # Deleted: 404.
+        (served_dir / "live.json").unlink()
+        wait_for(page, state_is("offline"), 5)
+        assert "HTTP 404" in (page.text_content("#notice") or "")
+        assert page.evaluate(f"{LIVE}.complete && {LIVE}.naturalWidth > 0")  # old frame stays
+        pub.publish_next()
+        wait_for(page, f"{shows(2)} && {state_is('live')}", 6)
+
+        # Unreadable: 403.
+        (served_dir / "live.json").chmod(0)
+        wait_for(page, state_is("offline"), 5)
+        assert "access denied (HTTP 403)" in (page.text_content("#notice") or "")
+        (served_dir / "live.json").chmod(0o644)
+        wait_for(page, state_is("live"), 6)
+
+        # The host down: connection refused.
+        server.stop()
+        wait_for(page, state_is("offline"), 5)
+        assert "cannot reach the server" in (page.text_content("#notice") or "")
+        assert re.search(r"retrying( in \d+ s)?\.$", page.text_content("#notice") or "")
+        server.start()
+        pub.publish_next()
+        wait_for(page, f"{shows(3)} && {state_is('live')}", 8)
+        assert page.is_hidden("#notice")
+        assert requests.max_in_flight["live.json"] == 1
+        assert console.unexpected("live.json") == []
+    finally:
+        page.close()
+        pub.close()
+        server.close()
+
+
+def test_hidden_tab_makes_no_requests_and_polls_at_once_when_visible(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, base)
+    try:
+        wait_for(page, shows(1), 5)
+        page.wait_for_timeout(1500)  # polling normally
+        hidden_at = set_visibility(page, "hidden")
+        before = len(requests.log)
+        pub.publish_next()  # a new frame that nobody is looking at
+        page.wait_for_timeout(3500)  # more than three intervals
+        started = [s for s in resource_starts(page, "") if s > hidden_at]
+        assert started == [], "requests while hidden"
+        assert len(requests.log) == before
+        assert shown_seq(page) == 1
+
+        visible_at = set_visibility(page, "visible")
+        polled = f"e.name.includes('live.json') && e.startTime >= {visible_at}"
+        wait_for(page, f"performance.getEntriesByType('resource').some((e) => {polled})", 2)
+        first = min(s for s in resource_starts(page, "live.json") if s >= visible_at)
+        assert first - visible_at < 100  # ms: at once, not at the next tick
+        wait_for(page, shows(2), 2)
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+# Three sizes of one 16:9 frame: at 400 px the small one covers, at 1600 px only the
+# full-size one does.
+VARIANTS = [
+    {"name": "live.jpeg"},
+    {"name": "live960.jpeg", "width": 960, "height": 540},
+    {"name": "live480.jpeg", "width": 480, "height": 270},
+]
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "dpr", "expected"),
+    [
+        (400, 800, 1, "live480.jpeg"),
+        (400, 800, 2, "live960.jpeg"),  # a phone's pixel ratio counts
+        (1600, 1000, 1, "live.jpeg"),
+    ],
+)
+def test_page_loads_the_smallest_variant_that_covers(
+    served_dir: Path,
+    nginx: Any,
+    browser: Any,
+    width: int,
+    height: int,
+    dpr: float,
+    expected: str,
+) -> None:
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir, size=(1920, 1080), variants=VARIANTS)
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, base, width, height, dpr)
+    try:
+        wait_for(page, shows(1), 5)
+        assert requests.urls(".jpeg") == [f"{base}{expected}?v=1"]  # nothing else first
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_variant_is_chosen_again_on_resize(served_dir: Path, nginx: Any, browser: Any) -> None:
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir, size=(1920, 1080), variants=VARIANTS)
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, base, 400, 800)
+    try:
+        wait_for(page, shows(1), 5)
+        page.set_viewport_size({"width": 1600, "height": 1000})
+        wait_for(page, f"{LIVE}.currentSrc.endsWith('/live.jpeg?v=1') && {shows(1)}", 3)
+        # Smaller again: the sharper frame on screen stays, nothing is downloaded.
+        page.set_viewport_size({"width": 400, "height": 800})
+        page.wait_for_timeout(800)
+        assert page.evaluate(f"{LIVE}.currentSrc").endswith("/live.jpeg?v=1")
+        assert requests.urls(".jpeg") == [f"{base}live480.jpeg?v=1", f"{base}live.jpeg?v=1"]
+        # The next frame is chosen for the new size.
+        pub.publish_next()
+        wait_for(page, f"{LIVE}.currentSrc.endsWith('/live480.jpeg?v=2')", 3)
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_hostile_strings_in_the_manifest_render_as_text(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    hostile = {
+        "title": "<script>window.__pwned = 1</script>\"'&amp;",
+        "caption": '"><img src=x onerror="window.__pwned = 2">',
+        "location": "' onmouseover='window.__pwned = 3' x='",
+        "link": "javascript:window.__pwned = 4",
+    }
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    write_manifest(served_dir, {**json.loads((served_dir / "live.json").read_text()), **hostile})
+    page, console, _ = open_page(browser, base)
+    try:
+        wait_for(page, shows(1), 5)
+        wait_for(page, "document.getElementById('snippet-img').textContent !== ''", 3)
+        assert page.text_content("#title") == hostile["title"]
+        assert page.title() == hostile["title"]
+        assert page.text_content("#caption") == hostile["caption"]
+        assert page.text_content("#location") == hostile["location"]
+        assert page.is_hidden("#link")  # not an http(s) URL: no link at all
+        assert page.get_attribute("#live", "alt").startswith(hostile["title"] + ": live image")
+        assert page.evaluate("document.images.length") == 1
+        assert page.evaluate("document.scripts.length") == 2
+        assert page.evaluate("window.__pwned") is None
+        # The snippets are HTML for other sites: the title is escaped in them.
+        snippet = page.text_content("#snippet-img") or ""
+        assert "<script>" not in snippet and 'alt="&#60;script&#62;window.__pwned' in snippet
+        assert "&#34;&#39;&#38;amp;" in snippet
+        # An http(s) link is shown by its host, whatever else the string holds.
+        odd = 'https://example.org/a?b="><b>x</b>'
+        write_manifest(served_dir, {**json.loads((served_dir / "live.json").read_text()),
+                                    "seq": 2, "link": odd})  # fmt: skip
+        wait_for(page, "!document.getElementById('link').hidden", 3)
+        assert page.text_content("#link") == "example.org"
+        href = page.get_attribute("#link", "href")
+        assert href == "https://example.org/a?b=%22%3E%3Cb%3Ex%3C/b%3E"
+        assert page.evaluate("document.querySelectorAll('b').length") == 0
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_keyboard_opens_the_full_size_image(served_dir: Path, nginx: Any, browser: Any) -> None:
     base = nginx(served_dir)
     pub = publisher_for(served_dir, size=(1280, 720))
     pub.start()
     pub.publish_next()
+    page, console, _ = open_page(browser, base, 400, 800)
     try:
-        page, problems = open_page(browser, base, width=300, height=500)
-        wait_for(page, "document.getElementById('live').currentSrc.includes('?v=')", 5)
-        assert "live320x240.jpeg" in page.evaluate("document.getElementById('live').currentSrc")
-        page.close()
-        page, problems2 = open_page(browser, base, width=1400, height=900)
-        wait_for(page, "document.getElementById('live').currentSrc.includes('?v=')", 5)
-        # Only the full 1280 px frame comes close to covering 1400 px.
-        assert "/live.jpeg?" in page.evaluate("document.getElementById('live').currentSrc")
-        page.close()
-        assert problems == problems2 == []
+        wait_for(page, shows(1), 5)
+        assert "live800x600.jpeg" in page.evaluate(f"{LIVE}.currentSrc")  # small on screen
+        for _ in range(5):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "full":
+                break
+        assert page.evaluate("document.activeElement.id") == "full"
+        # The link is named by the image's alt text, which says when it was captured.
+        link = page.get_by_role("link", name=re.compile(r"^Page test: live image captured "))
+        assert link.count() == 1
+        with page.context.expect_page() as popup_info:
+            page.keyboard.press("Enter")
+        popup = popup_info.value
+        popup.wait_for_load_state()
+        assert popup.url == f"{base}live.jpeg?v=1"  # the full-size frame on screen
+        popup.close()
+        assert page.get_attribute("#announce", "role") == "status"
+        assert console.errors == []
     finally:
+        page.close()
         pub.close()
 
 
-def test_readme_demo_command_shows_a_changing_image(browser) -> None:
+def test_idle_viewer_gets_304s_from_a_content_etag_host(served_dir: Path, browser: Any) -> None:
+    """The demo server's live.json ETag is an MD5, as on S3: polls of an unchanged
+    manifest are conditional and answered 304, with no body."""
+    server = httpserver.serve(served_dir, "127.0.0.1", 0)
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, server.url)
+    try:
+        wait_for(page, shows(1), 5)
+        page.wait_for_timeout(3500)  # a static scene: the publisher publishes nothing
+        md5 = hashlib.md5(
+            (served_dir / "live.json").read_bytes(), usedforsecurity=False
+        ).hexdigest()
+        polls = [h for _, url, h in requests.log if url.endswith("/live.json")]
+        assert len(polls) >= 4
+        assert "if-none-match" not in polls[0]
+        assert all(h.get("if-none-match") == f'"{md5}"' for h in polls[1:]), polls
+        statuses = [s for url, s in requests.responses if url.endswith("/live.json")]
+        assert statuses[0] == 200 and set(statuses[1:]) == {304}, statuses
+        assert requests.count(".jpeg") == 1
+        pub.publish_next()  # a change is a 200 again
+        wait_for(page, shows(2), 2)
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_no_validator_is_sent_to_nginx(served_dir: Path, nginx: Any, browser: Any) -> None:
+    """nginx's ETag is "mtime-size" with 1 s resolution: not safe for a manifest
+    rewritten within a second, so the page does not revalidate against it."""
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, base)
+    try:
+        wait_for(page, shows(1), 5)
+        page.wait_for_timeout(2500)
+        polls = [h for _, url, h in requests.log if url.endswith("/live.json")]
+        assert len(polls) >= 3
+        assert not any("if-none-match" in h or "if-modified-since" in h for h in polls)
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_host_down_backs_off_without_a_request_storm(served_dir: Path, browser: Any) -> None:
+    server = Nginx(served_dir).start()
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, server.url)
+    try:
+        wait_for(page, shows(1), 5)
+        server.stop()
+        down = time.monotonic()
+        before = len(requests.log)
+        page.wait_for_timeout(20_000)
+        times = [t for t, url, _ in requests.log[before:] if url.endswith("/live.json")]
+        # 1, 2, 4, 8 s apart (±20 % jitter): 4 to 6 attempts in 20 s, never a storm.
+        assert 3 <= len(times) <= 7, [round(t - down, 2) for t in times]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(g >= 0.75 for g in gaps), gaps
+        assert all(b >= 1.25 * a for a, b in itertools.pairwise(gaps)), gaps
+        assert requests.max_in_flight["live.json"] == 1
+        assert page.evaluate("document.body.dataset.state") == "offline"
+        # Back up, and the device says it is online again: polls at once, recovers.
+        server.start()
+        pub.publish_next()
+        page.evaluate("window.dispatchEvent(new Event('online'))")
+        wait_for(page, f"{shows(2)} && {state_is('live')}", 2)
+        assert console.unexpected("live.json") == []
+    finally:
+        page.close()
+        pub.close()
+        server.close()
+
+
+@pytest.mark.slow
+def test_backoff_is_capped_at_30_seconds(served_dir: Path, browser: Any) -> None:
+    server = Nginx(served_dir).start()
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, server.url)
+    try:
+        wait_for(page, shows(1), 5)
+        server.stop()
+        before = len(requests.log)
+        page.wait_for_timeout(130_000)
+        times = [t for t, url, _ in requests.log[before:] if url.endswith("/live.json")]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert max(gaps) <= 30 * 1.2 + 0.5, gaps
+        assert sum(g >= 24 for g in gaps) >= 2, gaps  # reached the cap and stayed there
+        assert console.unexpected("live.json") == []
+    finally:
+        page.close()
+        pub.close()
+        server.close()
+
+
+class SlowHandler(httpserver.Handler):
+    """The demo server, answering live.json after 2.5 s."""
+
+    def send_head(self) -> Any:
+        if self.path.startswith("/live.json"):
+            time.sleep(2.5)
+        return super().send_head()
+
+
+def test_never_two_manifest_requests_in_flight(served_dir: Path, browser: Any) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SlowHandler, directory=str(served_dir)))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pub = publisher_for(served_dir)  # interval 1 s < the 2.5 s answer
+    pub.start()
+    pub.publish_next()
+    page, console, requests = open_page(browser, f"http://127.0.0.1:{server.server_port}/")
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:  # everything that may trigger a poll, often
+            set_visibility(page, "hidden")
+            set_visibility(page, "visible")
+            page.evaluate("window.dispatchEvent(new Event('online'))")
+            page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow'))")
+            page.set_viewport_size({"width": 900 + int(time.monotonic() * 10) % 200, "height": 700})
+            page.wait_for_timeout(300)
+        assert requests.max_in_flight["live.json"] == 1
+        assert requests.count("live.json") <= 8 / 2.5 + 2
+        assert shown_seq(page) == 1
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_page_fetches_the_engine_itself_under_an_older_cached_index(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    """After an upgrade a browser may hold an index.html from before live-embed.js
+    (S3 serves page files with max-age): live.js then loads the engine itself."""
+    base = nginx(served_dir)
+    pub = publisher_for(served_dir)
+    pub.start()
+    pub.publish_next()
+    index = served_dir / "index.html"
+    old = index.read_text().replace('<script src="live-embed.js" defer></script>\n', "")
+    assert "live-embed.js" not in old
+    index.write_text(old)
+    page, console, _ = open_page(browser, base)
+    try:
+        wait_for(page, shows(1), 5)
+        assert page.text_content("#state") == "live"
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_readme_demo_command_shows_a_changing_image(browser: Any) -> None:
     """The README's first command, as a newcomer runs it, in a real browser."""
     port = free_port()
     proc = subprocess.Popen(
@@ -127,16 +579,16 @@ def test_readme_demo_command_shows_a_changing_image(browser) -> None:
     )
     try:
         wait_for_port(port, timeout=120)
-        page, problems = open_page(browser, f"http://127.0.0.1:{port}/")
-        wait_for(page, "document.getElementById('live').currentSrc.includes('?v=')", 10)
+        page, console, _ = open_page(browser, f"http://127.0.0.1:{port}/")
+        wait_for(page, f"{LIVE}.dataset.livecamSeq !== undefined", 10)
         seen = {shown_seq(page)}
         deadline = time.monotonic() + 10
         while len(seen) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
+            page.wait_for_timeout(200)
             seen.add(shown_seq(page))
         assert len(seen) >= 3, seen  # changed at least twice within 10 s
         assert page.text_content("#title") == "livecam demo"
-        assert problems == []
+        assert console.errors == []
         page.close()
     finally:
         proc.send_signal(signal.SIGINT)
