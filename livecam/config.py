@@ -113,7 +113,7 @@ class TargetConfig:
     region: str | None = None
     addressing_style: str = "auto"
     cache_control: str = "no-cache"
-    site_cache_control: str = "public, max-age=300"
+    site_cache_control: str = "no-cache"
     acl: str | None = None
     storage_class: str | None = None
     profile: str | None = None
