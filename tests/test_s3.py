@@ -131,7 +131,6 @@ def test_once_publishes_objects_with_types_and_cache_control(
     for name, ctype in expected_types.items():
         head = s3.head_object(Bucket=bucket, Key=f"cam1/{name}")
         assert head["ContentType"] == ctype
-        live = name.startswith("live.j") and name != "live.js"
         assert head["CacheControl"] == "no-cache"
     m = json.loads(s3.get_object(Bucket=bucket, Key="cam1/live.json")["Body"].read())
     assert m["seq"] == 1 and m["title"] == "S3 cam"
