@@ -47,6 +47,8 @@ from PIL import Image
 
 from livecam import render
 from livecam.camera.base import Frame
+from livecam.camera.picam import lores_size
+from livecam.camera.yuv import yuv420_to_rgb
 from livecam.config import (
     CameraConfig,
     Config,
@@ -55,8 +57,6 @@ from livecam.config import (
     TargetConfig,
     VariantConfig,
 )
-from livecam.camera.picam import lores_size
-from livecam.camera.yuv import yuv420_to_rgb
 from livecam.render import Renderer, encode
 from livecam.testimage import photo_like
 

@@ -31,7 +31,7 @@ def bench(*args: str, timeout: float) -> dict[str, Any]:
 
 def test_bench_quick_runs_and_prints_its_ratios() -> None:
     report = bench("--quick", timeout=120)
-    assert set(report["goals"]) == {"wall", "cpu", "naive", "quality"}
+    assert set(report["goals"]) >= {"wall", "cpu", "naive", "quality"}  # may grow
     for size in report["sizes"].values():
         assert size["bound_ms"] > 0
         assert size["wall_ratio"] > 0 and size["cpu_ratio"] > 0 and size["naive_speedup"] > 0
