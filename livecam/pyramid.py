@@ -14,6 +14,8 @@ camera buffer in place. Outputs go into `Buffers`, kept from frame to frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import cv2
 import numpy as np
 
@@ -108,6 +110,40 @@ class Pyramid:
             dst = self._buffers.get((self._name, len(self.levels)), (h, w, prev.shape[2]))
             self.levels.append(cv2.resize(src, (w, h), dst=dst, interpolation=cv2.INTER_AREA))
         return self.levels[k]
+
+
+def downscale(
+    frame: np.ndarray,
+    sizes: Iterable[Size],
+    buffers: Buffers,
+    lores: np.ndarray | None = None,
+) -> Iterator[tuple[Size, np.ndarray]]:
+    """Each of `sizes` (all smaller than `frame`) made from `frame`, largest first, and
+    from `lores` (the camera's own smaller copy) for the sizes it covers.
+
+    A size that is an exact 2^k of one already made is halved from it (1080p: 320x180
+    from 1280x720, 0.03 ms); the rest come from a pyramid. The arrays are `buffers`'
+    and stay valid until its `end_frame`."""
+    main = Pyramid(frame, buffers, "main")
+    small = None if lores is None else Pyramid(lores, buffers, "lores")
+    made: list[tuple[np.ndarray, bool]] = []  # (pixels, from lores)
+    for size in sorted(set(sizes), key=lambda s: s[0] * s[1], reverse=True):
+        # The ISP's copy costs no CPU and was scaled once: start from it.
+        from_lores = small is not None and covers(small.levels[0], size)
+        exact = [(k, m) for m, lo in made if lo == from_lores and (k := halvings(m, size))]
+        if exact:
+            k, source = exact[-1]
+            pixels = halve(source, k, buffers, ("halved", size))
+        elif small is not None and from_lores:
+            pixels = small.resize(size)
+        else:
+            pixels = main.resize(size)
+        made.append((pixels, from_lores))
+        yield size, pixels
+
+
+def covers(array: np.ndarray, size: Size) -> bool:
+    return array.shape[1] >= size[0] and array.shape[0] >= size[1]
 
 
 def halvings(source: np.ndarray, size: Size) -> int:

@@ -251,35 +251,12 @@ class Renderer:
                 jobs.put((full.size, v.quality), full if simplejpeg is None else array)
         helpers = [self._pool.submit(jobs.work, True) for _ in range(self.threads - 1)]
         try:
-            main = pyramid.Pyramid(array, buffers, "main")
-            small: pyramid.Pyramid | None = None
-            if lores is not None:
-                if lores_array is None:
-                    import numpy as np
+            if lores is not None and lores_array is None:
+                import numpy as np
 
-                    lores_array = np.asarray(lores)  # a copy, ~1 ms at 1.5 MP
-                small = pyramid.Pyramid(lores_array, buffers, "lores")
-            smaller = sorted(
-                {sizes[v.name] for v in wanted} - {full.size},
-                key=lambda s: s[0] * s[1],
-                reverse=True,
-            )
-            made: list[tuple[np.ndarray, bool]] = []  # (pixels, from lores)
-            for size in smaller:
-                # The ISP's copy costs no CPU and was scaled once: start from it.
-                use_lores = small is not None and _covers(small.levels[0].shape[1::-1], size)
-                exact = [
-                    (k, m) for m, lo in made if lo == use_lores and (k := pyramid.halvings(m, size))
-                ]
-                if exact:
-                    # An exact 2^k of a size already made (1080p: 320x180 of 1280x720).
-                    k, source = exact[-1]
-                    pixels = pyramid.halve(source, k, buffers, ("halved", size))
-                elif small is not None and use_lores:
-                    pixels = small.resize(size)
-                else:
-                    pixels = main.resize(size)
-                made.append((pixels, use_lores))
+                lores_array = np.asarray(lores)  # a copy, ~1 ms at 1.5 MP
+            smaller = {sizes[v.name] for v in wanted} - {full.size}
+            for size, pixels in pyramid.downscale(array, smaller, buffers, lores_array):
                 for v in wanted:
                     key = (size, v.quality)
                     if sizes[v.name] == size and key not in jobs.keys:
@@ -469,10 +446,6 @@ class _Jobs:
     def raise_error(self) -> None:
         if self._error is not None:
             raise self._error
-
-
-def _covers(a: Sequence[int], b: Sequence[int]) -> bool:
-    return a[0] >= b[0] and a[1] >= b[1]
 
 
 def _image(array: np.ndarray) -> Image.Image:
