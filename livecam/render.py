@@ -156,7 +156,6 @@ class Renderer:
     def __init__(
         self, variants: Sequence[VariantConfig], threads: int = 2, use_opencv: bool = True
     ) -> None:
-        _return_freed_images_to_the_os()
         self.variants = tuple(variants)
         self.threads = max(1, threads)
         self.use_opencv = use_opencv and pyramid is not None
@@ -214,6 +213,8 @@ class Renderer:
         if path == self._path:
             return
         self._path = path
+        if path == "pillow":
+            _return_freed_images_to_the_os()
         if path == "opencv":
             log.info(
                 "render: OpenCV %s resizes, %s encodes",
