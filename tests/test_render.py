@@ -329,6 +329,9 @@ def test_pyramid_levels_and_steps() -> None:
     odd = pyramid.Pyramid(np.zeros((1521, 2029, 3), np.uint8), buffers, "odd")
     assert odd.source_for((400, 300)).shape == (380, 507, 3)
     assert odd.resize((400, 300)).shape == (300, 400, 3)
+    lores = np.zeros((1080, 1442, 4), np.uint8)  # YUV420 is even: 1441 wanted
+    one_more = pyramid.Pyramid(lores, buffers, "lores").resize((1441, 1080))
+    assert one_more.shape == (1080, 1441, 4) and np.shares_memory(one_more, lores)
     assert pyramid.halvings(np.zeros((720, 1280, 4), np.uint8), (320, 180)) == 2
     assert pyramid.halvings(np.zeros((720, 1280, 4), np.uint8), (800, 450)) == 0
     buffers.end_frame()
