@@ -4,14 +4,22 @@ Each variant is a bounding box (aspect kept, never upscaled). CPU is the budget 
 Pi, so the work per frame is kept close to the floor, the time to JPEG-encode each
 output once (docs/performance.md has the figures; `scripts/bench.py` reproduces them):
 
-- each distinct output (size, quality) is encoded once, on a small thread pool (Pillow
-  releases the GIL in resize, reduce and encode), the full-size encode first;
+- each distinct output (size, quality) is encoded once, on a small thread pool, the
+  full-size encode first (Pillow releases the GIL in resize and reduce, so they run
+  beside an encode; its JPEG encoder holds it, so two encodes do not overlap);
 - each smaller size is made from the smallest image already made that is at least
   `MIN_STEP` times larger, so every step reads fewer pixels than going back to the
   full frame; sizes the camera's ISP-scaled `lores` copy covers start from it;
 - a step is an integer `reduce` (a cheap box average) followed by one HAMMING resize
   with the exact sub-pixel box; large ones are cut into strips, each reduced and
   filtered in one go, that the calling thread and the pool share.
+
+When OpenCV and numpy import and the frame carries its pixels as a numpy `array`, the
+resizing is OpenCV's instead (livecam/pyramid.py: a halving pyramid, then one short
+step per size), and the arrays are encoded by simplejpeg when it is installed: the
+same libjpeg-turbo and settings as Pillow, but it releases the GIL, so two encodes run
+at once (Pillow's JPEG encoder holds the GIL: two threads encode no faster than one).
+The calling thread resizes while a pool thread encodes, the full size first.
 """
 
 from __future__ import annotations
@@ -22,15 +30,30 @@ import itertools
 import logging
 import math
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from livecam.camera.base import Frame
 from livecam.config import VariantConfig
 from livecam.errors import RenderError
+
+try:
+    from livecam import pyramid
+except ImportError:  # no numpy or no OpenCV: Pillow resizes
+    pyramid = None  # type: ignore[assignment]
+try:
+    import simplejpeg  # on a Pi with picamera2 already (python3-simplejpeg)
+except ImportError:
+    simplejpeg = None
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +86,17 @@ def encode(image: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
+
+
+def encode_array(array: np.ndarray, quality: int) -> bytes:
+    """`encode` for a uint8 (height, width, 4) RGBX or (height, width, 3) RGB array, rows
+    maybe padded: simplejpeg when installed (the settings of Pillow's: baseline, 4:2:0,
+    the accurate DCT, standard tables; sizes and PSNR within 0.1%), else Pillow."""
+    channels = array.shape[2]
+    if simplejpeg is not None:
+        colorspace = "RGBX" if channels == 4 else "RGB"
+        return bytes(simplejpeg.encode_jpeg(array, quality, colorspace, "420", False))
+    return encode(_image(array), quality)
 
 
 def downscale(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -112,16 +146,34 @@ _malloc_tuned = False
 
 
 class Renderer:
-    """Renders frames into variants; holds a small thread pool for the whole run."""
+    """Renders frames into variants; holds a small thread pool for the whole run.
 
-    def __init__(self, variants: Sequence[VariantConfig], threads: int = 2) -> None:
-        _return_freed_images_to_the_os()
+    With `use_opencv` (the default) frames that carry a numpy `array` are resized with
+    OpenCV when it is installed; others, or all with `use_opencv=False`, with Pillow.
+    One frame at a time: the OpenCV path reuses its arrays from frame to frame.
+    """
+
+    def __init__(
+        self, variants: Sequence[VariantConfig], threads: int = 2, use_opencv: bool = True
+    ) -> None:
         self.variants = tuple(variants)
         self.threads = max(1, threads)
+        self.use_opencv = use_opencv and pyramid is not None
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="render")
+        self._lock = threading.Lock()
+        self._buffers: pyramid.Buffers | None = None
+        self._path = ""
+        if self.use_opencv:
+            pyramid.configure()
+            self._buffers = pyramid.Buffers()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+    @property
+    def path(self) -> str:
+        """How the last frame was resized: "opencv" or "pillow" ("" before the first)."""
+        return self._path
 
     def render(self, frame: Frame, names: Iterable[str] | None = None) -> list[Rendered]:
         """Encode the variants named in `names` (all when None), in configured order."""
@@ -138,10 +190,97 @@ class Renderer:
         lores = frame.lores
         if lores is not None and not _usable_lores(lores, full):
             lores = None
+        array = frame.array if self.use_opencv and full.mode != "L" else None
+        self._note_path("opencv" if array is not None else "pillow", frame)
         try:
+            if array is not None:
+                _check_array(array, full, "frame.array")
+                lores_array = frame.lores_array if lores is not None else None
+                if lores is not None and lores_array is not None:
+                    _check_array(lores_array, lores, "frame.lores_array")
+                with self._lock:
+                    return self._render_fast(full, array, lores, lores_array, wanted, sizes)
             return self._render(full, lores, wanted, sizes)
         except (OSError, ValueError, MemoryError) as e:
             raise RenderError(f"could not encode frame: {e}") from e
+        except Exception as e:
+            if pyramid is not None and isinstance(e, pyramid.cv2.error):
+                raise RenderError(f"could not resize frame: {e}") from e
+            raise
+
+    def _note_path(self, path: str, frame: Frame) -> None:
+        """Log which way frames are resized: at the first frame, and on a change."""
+        if path == self._path:
+            return
+        self._path = path
+        if path == "pillow":
+            _return_freed_images_to_the_os()
+        if path == "opencv":
+            log.info(
+                "render: OpenCV %s resizes, %s encodes",
+                pyramid.version(),
+                "Pillow" if simplejpeg is None else "simplejpeg",
+            )
+        elif pyramid is None:
+            log.info(
+                "render: Pillow only (no OpenCV); `pip install opencv-python-headless` "
+                "cuts the CPU per frame %s (docs/performance.md)",
+                OPENCV_SAVES,
+            )
+        elif not self.use_opencv:
+            log.info("render: Pillow (use_opencv=False)")
+        else:
+            log.info("render: Pillow (%s frames carry no numpy array)", frame.image.mode)
+
+    def _render_fast(
+        self,
+        full: Image.Image,
+        array: np.ndarray,
+        lores: Image.Image | None,
+        lores_array: np.ndarray | None,
+        wanted: list[VariantConfig],
+        sizes: dict[str, tuple[int, int]],
+    ) -> list[Rendered]:
+        assert pyramid is not None and self._buffers is not None
+        buffers = self._buffers
+        jobs = _Jobs()
+        # The full-size encode, the longest single job, goes first to the pool; the
+        # calling thread resizes meanwhile, and both encode what is left (bench rows
+        # "pipeline" vs "pipeline, threads=1").
+        for v in wanted:
+            if sizes[v.name] == full.size and (full.size, v.quality) not in jobs.keys:
+                jobs.put((full.size, v.quality), full if simplejpeg is None else array)
+        helpers = [self._pool.submit(jobs.work, True) for _ in range(self.threads - 1)]
+        try:
+            if lores is not None and lores_array is None:
+                import numpy as np
+
+                lores_array = np.asarray(lores)  # a copy, ~1 ms at 1.5 MP
+            smaller = {sizes[v.name] for v in wanted} - {full.size}
+            for size, pixels in pyramid.downscale(array, smaller, buffers, lores_array):
+                for v in wanted:
+                    key = (size, v.quality)
+                    if sizes[v.name] == size and key not in jobs.keys:
+                        jobs.put(key, pixels)
+        except BaseException:
+            jobs.cancel()
+            raise
+        finally:
+            jobs.close()
+            try:
+                jobs.work(False)
+            finally:
+                # Never leave a job reading the frame after it is handed back.
+                wait(helpers)
+                buffers.end_frame()
+        for helper in helpers:
+            helper.result()
+        jobs.raise_error()
+        out = []
+        for v in wanted:
+            w, h = sizes[v.name]
+            out.append(Rendered(v.name, jobs.results[((w, h), v.quality)], w, h))
+        return out
 
     def _render(
         self,
@@ -249,6 +388,95 @@ def _shrink(image: Image.Image, size: tuple[int, int], split: _Splitter) -> Imag
         return part.resize((w, bottom - top), FILTER, box=(0.0, y0 - a, bw, y1 - a))
 
     return split(image.mode, size, strip)
+
+
+# What the log says OpenCV would save on the Pillow path (docs/performance.md).
+OPENCV_SAVES = "by 2-3x"
+
+
+_Key = tuple[tuple[int, int], int]  # (size, quality): one encode
+
+
+class _Jobs:
+    """Encodes waiting for a thread: the pool's helpers wait for more until `close`,
+    the calling thread takes what is left after it has resized everything."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._queue: deque[tuple[_Key, Image.Image | np.ndarray]] = deque()
+        self._open = True
+        self._error: BaseException | None = None
+        self.keys: set[_Key] = set()
+        self.results: dict[_Key, bytes] = {}
+
+    def put(self, key: _Key, pixels: Image.Image | np.ndarray) -> None:
+        """Queue `pixels` (a Pillow image, or an array for `encode_array`) for `key`."""
+        with self._cv:
+            self.keys.add(key)
+            self._queue.append((key, pixels))
+            self._cv.notify()
+
+    def close(self) -> None:
+        with self._cv:
+            self._open = False
+            self._cv.notify_all()
+
+    def cancel(self) -> None:
+        with self._cv:
+            self._queue.clear()
+
+    def work(self, wait_for_more: bool) -> None:
+        while True:
+            with self._cv:
+                while wait_for_more and self._open and not self._queue:
+                    self._cv.wait()
+                if not self._queue or self._error is not None:
+                    return
+                key, pixels = self._queue.popleft()
+            try:
+                if isinstance(pixels, Image.Image):
+                    data = encode(pixels, key[1])
+                else:
+                    data = encode_array(pixels, key[1])
+            except BaseException as e:
+                with self._cv:
+                    self._error = self._error or e
+                raise
+            self.results[key] = data
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+def _image(array: np.ndarray) -> Image.Image:
+    """A Pillow image over an (h, w, 4) RGBX array without a copy, or a copy of an
+    (h, w, 3) RGB one (Pillow keeps RGB at 4 bytes a pixel)."""
+    h, w, channels = array.shape
+    mode = "RGBX" if channels == 4 else "RGB"
+    if not array.flags.c_contiguous:
+        import numpy as np
+
+        array = np.ascontiguousarray(array)
+    return Image.frombuffer(mode, (w, h), array, "raw", mode, 0, 1)
+
+
+def _check_array(array: Any, image: Image.Image, what: str) -> None:
+    """`array` must be `image`'s pixels as the renderer reads them, or a RenderError."""
+    channels = {"RGBX": 4, "RGB": 3}.get(image.mode)
+    shape = getattr(array, "shape", None)
+    dtype = str(getattr(array, "dtype", ""))
+    strides = getattr(array, "strides", (0, 0, 0))
+    if (
+        channels is None
+        or shape != (image.height, image.width, channels)
+        or dtype != "uint8"
+        or tuple(strides[1:]) != (channels, 1)
+    ):
+        raise RenderError(
+            f"{what} ({shape}, {dtype}, strides {strides}) is not the {image.width}x"
+            f"{image.height} {image.mode} image's pixels as (height, width, channels) uint8"
+        )
 
 
 def _usable_lores(lores: Image.Image, full: Image.Image) -> bool:

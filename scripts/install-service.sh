@@ -174,7 +174,25 @@ fi
 if [ ! -x "$venv/bin/python" ] || [ "$dry" = 1 ]; then
     [ -x "$venv/bin/python" ] || run "$PY" -m venv --system-site-packages "$venv"
 fi
-run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$ROOT"
+pip_install() {
+    run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$@"
+}
+# With the "fast" extra (OpenCV, simplejpeg, numpy: 2-3x less CPU per frame, see
+# docs/performance.md), from wheels only: building OpenCV on a Pi takes hours. apt's
+# numpy stays: apt's simplejpeg, which picamera2 imports, is built against it, and a
+# newer numpy in the venv would shadow it.
+set --
+if [ "$dry" = 0 ] && np="$("$venv/bin/python" -c 'import numpy; print(numpy.__version__)' 2>/dev/null)"; then
+    pins="$(mktemp)"
+    trap 'rm -f "$pins"' EXIT
+    printf 'numpy==%s\n' "$np" >"$pins"
+    set -- --constraint "$pins"
+fi
+if ! pip_install "$@" --only-binary opencv-python-headless "${ROOT}[fast]"; then
+    say "note: no OpenCV wheel for this system; livecam renders with Pillow alone"
+    say "      (apt's OpenCV does the same job: sudo apt install -y python3-opencv)"
+    pip_install "$ROOT"
+fi
 run install -m 0644 "$ROOT/README.md" "$PREFIX/README.md"
 
 # --- config: never overwritten; only the service's user reads it (the unit's

@@ -106,11 +106,12 @@ try:
                 renderer.render(frame)
                 with_lores = time.process_time() - c
                 c = time.process_time()
-                renderer.render(Frame(frame.image, frame.captured_at))
+                renderer.render(Frame(frame.image, frame.captured_at, array=frame.array))
                 without = time.process_time() - c
                 line += (
                     f"; small variants CPU {ms(with_lores).strip()} from lores "
                     f"{frame.lores.width}x{frame.lores.height}, {ms(without).strip()} from the full frame"
+                    f" ({renderer.path})"
                 )
         print(line, flush=True)
     renderer.close()

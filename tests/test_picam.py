@@ -171,6 +171,7 @@ def test_other_main_formats_are_unpacked_right(
     with cam.capture() as frame:
         assert frame.image.mode in ("RGB", "RGBX")
         assert_quadrants(frame.image, [RED, GREEN, BLUE, WHITE])
+        assert frame.array is None  # unpacked by Pillow: no array of the same pixels
     cam.close()
 
 
@@ -184,6 +185,23 @@ def test_the_main_image_is_the_camera_buffer_until_release(fake: Any) -> None:
     frame.release()
     # No copy was made: the camera has refilled the buffer the image maps.
     assert image.getpixel((10, 10))[:3] == (0x11, 0x11, 0x11)
+    cam.close()
+
+
+def test_the_frame_array_is_the_camera_buffer_with_its_padded_rows(fake: Any) -> None:
+    np = pytest.importorskip("numpy")
+    scenario = fake(stride_align=64)  # 2028 x 4 = 8112 bytes a row, 8128 apart
+    cam = PiCamera(camera_cfg().camera)
+    frame = cam.capture()
+    stride = scenario.instances[0].camera_configuration()["main"]["stride"]
+    array = frame.array
+    assert array is not None
+    assert array.shape == (1520, 2028, 4) and array.strides == (stride, 4, 1)
+    assert np.array_equal(array, np.asarray(frame.image))
+    assert tuple(array[1519, 2027, :3]) == WHITE
+    frame.release()
+    # No copy: the camera has refilled the buffer the array views.
+    assert tuple(array[10, 10, :3]) == (0x11, 0x11, 0x11)
     cam.close()
 
 
@@ -273,8 +291,32 @@ def test_the_lores_frame_is_rgb_and_the_right_colours(fake: Any) -> None:
     cam = PiCamera(camera_cfg().camera, config.DEFAULT_VARIANTS)
     with cam.capture() as frame:
         assert frame.lores is not None
-        assert (frame.lores.mode, frame.lores.size) == ("RGB", (800, 600))
+        # RGBX with its numpy array when OpenCV converted it, else RGB from Pillow.
+        assert (frame.lores.mode, frame.lores.size) in (("RGB", (800, 600)), ("RGBX", (800, 600)))
         assert_quadrants(frame.lores, [RED, GREEN, BLUE, WHITE])
+        if frame.lores_array is not None:
+            assert frame.lores_array.shape == (600, 800, 4)
+            rgb = Image.fromarray(frame.lores_array[:, :, :3].copy())
+            assert_quadrants(rgb, [RED, GREEN, BLUE, WHITE])
+    cam.close()
+
+
+def test_the_lores_colours_match_with_and_without_opencv(fake: Any) -> None:
+    pytest.importorskip("cv2")
+    from livecam.camera.yuv import yuv420_to_rgb, yuv420_to_rgbx
+
+    fake(stride_align=128)
+    cam = PiCamera(camera_cfg().camera, config.DEFAULT_VARIANTS)
+    size, stride = cam._lores or ((0, 0), 0)
+    with cam.capture() as frame:
+        request = cam._loans[0].request
+        with cam._mapped_array(request, "lores", reshape=False) as m:
+            pillow = yuv420_to_rgb(m.array, size, stride)
+            opencv, _ = yuv420_to_rgbx(m.array, size, stride)
+        assert frame.lores is not None
+    pairs = zip(pillow.tobytes(), opencv.convert("RGB").tobytes(), strict=True)
+    diff = [abs(a - b) for a, b in pairs]
+    assert max(diff) <= 1
     cam.close()
 
 
@@ -480,6 +522,7 @@ def test_requests_are_released_when_reading_the_frame_fails(
         raise ValueError("bad lores buffer")
 
     monkeypatch.setattr(picam_mod, "yuv420_to_rgb", broken)
+    monkeypatch.setattr(picam_mod, "yuv420_to_rgbx", broken)
     with pytest.raises(CameraError, match="could not read the frame: ValueError: bad lores buffer"):
         cam.capture()
     assert scenario.requests_out == 0

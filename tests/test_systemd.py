@@ -221,7 +221,7 @@ def test_install_dry_run_prints_every_step_and_changes_nothing(tmp_path: Path) -
     expected = [
         f"+ {sys_python_name()} -m venv --system-site-packages {prefix}/venv",
         f"+ {prefix}/venv/bin/python -m pip install --quiet --disable-pip-version-check "
-        f"--upgrade {ROOT}",
+        f"--upgrade --only-binary opencv-python-headless '{ROOT}[fast]'",
         f"+ install -d -m 0750 -o root -g livecam {tmp_path / 'etc-livecam'}",
         f"+ write {conf} (mode 0600, owner livecam:livecam): config.example.toml with "
         'target.path = "/run/livecam"',

@@ -7,8 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from PIL import Image
+
+if TYPE_CHECKING:  # numpy is optional: cameras without it leave the arrays at None
+    import numpy as np
 
 
 @dataclass
@@ -20,11 +24,18 @@ class Frame:
     smaller copy the camera scaled itself (picamera2's ISP), used for small variants.
     `captured_at` is timezone-aware UTC wall time. Call `release()` (or use `with`)
     once the pixels are no longer needed: a camera may lend its own buffer.
+
+    `array`, when the camera has one, is the same pixels as a uint8 numpy array of
+    shape (height, width, 4) in R, G, B, X order for an "RGBX" image (a view of the
+    same memory, rows may be padded) or (height, width, 3) for "RGB"; the renderer
+    resizes it with OpenCV when it can. `lores_array` is the same for `lores`.
     """
 
     image: Image.Image
     captured_at: datetime
     lores: Image.Image | None = None
+    array: np.ndarray | None = field(default=None, repr=False)
+    lores_array: np.ndarray | None = field(default=None, repr=False)
     _release: Callable[[], None] | None = field(default=None, repr=False)
 
     @property

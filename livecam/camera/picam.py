@@ -28,7 +28,7 @@ from typing import Any
 from PIL import Image
 
 from livecam.camera.base import Camera, Frame
-from livecam.camera.yuv import yuv420_to_rgb
+from livecam.camera.yuv import yuv420_to_rgb, yuv420_to_rgbx
 from livecam.config import CameraConfig, VariantConfig
 from livecam.errors import CameraError
 
@@ -117,6 +117,7 @@ class PiCamera(Camera):
         self._stride = 0
         self._format = MAIN_FORMAT
         self._lores: tuple[tuple[int, int], int] | None = None
+        self._lores_by_opencv = True  # until OpenCV turns out to be missing
         try:
             cameras = picamera2.Picamera2.global_camera_info()
         except Exception as e:  # libcamera's camera manager did not start
@@ -338,33 +339,48 @@ class PiCamera(Camera):
         loan = _Loan(request)
         self._loans.append(loan)
         try:
-            image = self._main_image(loan)
-            lores = self._lores_image(request) if self._lores is not None else None
+            image, array = self._main_image(loan)
+            lores, lores_array = self._lores_image(request) if self._lores else (None, None)
         except Exception as e:
             self._give_back(loan)
             raise CameraError(f"could not read the frame: {type(e).__name__}: {e}") from e
         except BaseException:
             self._give_back(loan)
             raise
-        return Frame(image, captured_at, lores, _release=lambda: self._give_back(loan))
+        return Frame(
+            image,
+            captured_at,
+            lores,
+            array=array,
+            lores_array=lores_array,
+            _release=lambda: self._give_back(loan),
+        )
 
-    def _main_image(self, loan: _Loan) -> Image.Image:
+    def _main_image(self, loan: _Loan) -> tuple[Image.Image, Any]:
+        """The frame as an image and, for RGBX, as a (height, width, 4) numpy view."""
         (w, h), stride, mode = self._size, self._stride, RAW_MODES[self._format]
         mapping = self._mapped_array(loan.request, "main", **self._map_args)
         if mode == "RGBX":
             # In place: the image is the camera's buffer until the frame is released.
             loan.mapping = mapping
-            return Image.frombuffer(
-                "RGBX", (w, h), mapping.__enter__().array, "raw", mode, stride, 1
-            )
+            buffer = mapping.__enter__().array
+            image = Image.frombuffer("RGBX", (w, h), buffer, "raw", mode, stride, 1)
+            return image, _rows(buffer, w, h, stride)
         with mapping as m:  # the 3-byte orders need Pillow to unpack them: one copy
-            return Image.frombuffer("RGB", (w, h), m.array, "raw", mode, stride, 1)
+            return Image.frombuffer("RGB", (w, h), m.array, "raw", mode, stride, 1), None
 
-    def _lores_image(self, request: Any) -> Image.Image:
+    def _lores_image(self, request: Any) -> tuple[Image.Image, Any]:
+        """The lores stream in RGB: by OpenCV into a numpy array when it is installed
+        (2.2x faster, and the renderer's OpenCV path reads the array), else by Pillow."""
         assert self._lores is not None
         size, stride = self._lores
         with self._mapped_array(request, "lores", **self._map_args) as m:
-            return yuv420_to_rgb(m.array, size, stride)
+            if self._lores_by_opencv:
+                try:
+                    return yuv420_to_rgbx(m.array, size, stride)
+                except ImportError:
+                    self._lores_by_opencv = False
+            return yuv420_to_rgb(m.array, size, stride), None
 
     def _give_back(self, loan: _Loan) -> None:
         """Return a lent request to the camera; once, whoever asks first."""
@@ -422,3 +438,11 @@ class PiCamera(Camera):
             )
         if errors:
             raise CameraError("closing the camera: " + "; ".join(errors))
+
+
+def _rows(buffer: Any, width: int, height: int, stride: int) -> Any:
+    """A (height, width, 4) view of an XBGR8888 buffer whose rows are `stride` bytes
+    apart: the same memory, padding skipped (OpenCV reads such a view in place)."""
+    import numpy as np  # picamera2 needs it, so it is there
+
+    return np.ndarray((height, width, 4), np.uint8, buffer, 0, (stride, 4, 1))

@@ -1,4 +1,4 @@
-"""YUV420 (I420) camera buffers to Pillow images, without numpy or OpenCV.
+"""YUV420 (I420) camera buffers to Pillow images, with or without numpy and OpenCV.
 
 picamera2's lores stream is YUV420 on a Pi 4 and earlier (the VC4 ISP allows nothing
 else there). Its layout, as picamera2's own `CompletedRequest.save` reads it: a Y plane
@@ -7,13 +7,19 @@ of `height` rows of `stride` bytes, then U and V planes of `height / 2` rows of
 upsamples the two chroma planes and converts YCbCr to RGB with the JFIF (full-range
 BT.601) matrix, which is the sYCC colour space picamera2's still configuration asks
 libcamera for: no colour shift, and no copy before the conversion itself.
+
+`yuv420_to_rgbx` does the same with OpenCV when it is installed, 2.2x faster, into a
+numpy array that the renderer's OpenCV path resizes as it is.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Anything with the buffer protocol: a numpy array, memoryview, bytes, mmap.
 # (collections.abc.Buffer only exists from Python 3.12.)
@@ -29,23 +35,56 @@ def yuv420_planes(
     The images are only valid while `buf` is.
     """
     w, h = size
-    if w < 2 or h < 2 or w % 2 or h % 2:
-        raise ValueError(f"YUV420 needs an even width and height, got {w}x{h}")
-    if stride < w or stride % 2:
-        raise ValueError(f"YUV420 stride {stride} is odd or shorter than the width {w}")
-    # Pillow maps any buffer; its type hints only name bytes and array-likes.
     view: Any = memoryview(buf).cast("B")
-    cw, ch, cstride = w // 2, h // 2, stride // 2
-    u_at = stride * h
-    v_at = u_at + cstride * ch
-    if len(view) < v_at + cstride * ch:
-        raise ValueError(
-            f"YUV420 buffer of {len(view)} bytes is too small for {w}x{h} with stride {stride}"
-        )
+    cstride, u_at, v_at = _layout(size, stride, len(view))
+    cw, ch = w // 2, h // 2
     y = Image.frombuffer("L", (w, h), view, "raw", "L", stride, 1)
     u = Image.frombuffer("L", (cw, ch), view[u_at:], "raw", "L", cstride, 1)
     v = Image.frombuffer("L", (cw, ch), view[v_at:], "raw", "L", cstride, 1)
     return y, u, v
+
+
+def _layout(size: tuple[int, int], stride: int, length: int) -> tuple[int, int, int]:
+    """(chroma stride, U offset, V offset) of a YUV420 buffer, or a ValueError."""
+    w, h = size
+    if w < 2 or h < 2 or w % 2 or h % 2:
+        raise ValueError(f"YUV420 needs an even width and height, got {w}x{h}")
+    if stride < w or stride % 2:
+        raise ValueError(f"YUV420 stride {stride} is odd or shorter than the width {w}")
+    cstride, ch = stride // 2, h // 2
+    u_at = stride * h
+    v_at = u_at + cstride * ch
+    if length < v_at + cstride * ch:
+        raise ValueError(
+            f"YUV420 buffer of {length} bytes is too small for {w}x{h} with stride {stride}"
+        )
+    return cstride, u_at, v_at
+
+
+def yuv420_to_rgbx(
+    buf: BufferLike, size: tuple[int, int], stride: int
+) -> tuple[Image.Image, np.ndarray]:
+    """As `yuv420_to_rgb`, by OpenCV: a new (height, width, 4) RGBX array and an "RGBX"
+    image over it (no copy). 2.5 ms instead of 5.6 at 1442x1080 here, the same colours
+    (within 1 of 255). Raises ImportError without numpy or OpenCV."""
+    import cv2
+    import numpy as np
+
+    w, h = size
+    flat = np.frombuffer(memoryview(buf).cast("B"), np.uint8)
+    cstride, u_at, v_at = _layout(size, stride, len(flat))
+    cw, ch = w // 2, h // 2
+    y = flat[: stride * h].reshape(h, stride)[:, :w]
+    u = flat[u_at : u_at + cstride * ch].reshape(ch, cstride)[:, :cw]
+    v = flat[v_at : v_at + cstride * ch].reshape(ch, cstride)[:, :cw]
+    # Nearest-neighbour chroma, as in yuv420_to_rgb; YCrCb2RGB is the JFIF matrix (the
+    # YUV2RGB_I420 codes are BT.601 limited range: wrong for sYCC).
+    near = cv2.INTER_NEAREST
+    ycrcb = cv2.merge(
+        (y, cv2.resize(v, (w, h), interpolation=near), cv2.resize(u, (w, h), interpolation=near))
+    )
+    rgbx = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB, dstCn=4)
+    return Image.frombuffer("RGBX", (w, h), rgbx, "raw", "RGBX", 0, 1), rgbx
 
 
 def yuv420_to_rgb(buf: BufferLike, size: tuple[int, int], stride: int) -> Image.Image:
