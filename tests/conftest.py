@@ -109,12 +109,16 @@ http {{
         text/html html; text/css css; text/javascript js; application/json json;
         image/jpeg jpeg jpg; image/svg+xml svg;
     }}
+{server}
+}}
+"""
+
+NGINX_SERVER = """
     server {{
         listen 127.0.0.1:{port};
         root {root};
 {extra}
     }}
-}}
 """
 
 # The location blocks the README recommends for a local target.
@@ -133,41 +137,69 @@ def nginx_binary() -> str:
     raise RuntimeError("nginx is not installed: run scripts/test (it installs it)")
 
 
-@pytest.fixture
-def nginx() -> Iterator[Callable[[Path], str]]:
-    """Start a real nginx serving a directory on a loopback port; returns its base URL."""
-    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+class Nginx:
+    """A real nginx on a loopback port serving `root` (with `extra` locations), or the
+    whole `server` block given; a test may stop and start it again."""
 
-    def serve(root: Path) -> str:
-        prefix = Path(tempfile.mkdtemp(prefix="livecam-nginx-"))
-        port = free_port()
-        conf = prefix / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(prefix=prefix, port=port, root=root, extra=NGINX_LIVE_LOCATIONS)
-        )
-        proc = subprocess.Popen(
-            [nginx_binary(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+    def __init__(
+        self,
+        root: Path | None = None,
+        extra: str = NGINX_LIVE_LOCATIONS,
+        *,
+        server: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.prefix = Path(tempfile.mkdtemp(prefix="livecam-nginx-"))
+        self.port = port or free_port()
+        if server is None:
+            server = NGINX_SERVER.format(port=self.port, root=root, extra=extra)
+        self.conf = self.prefix / "nginx.conf"
+        self.conf.write_text(NGINX_CONF.format(prefix=self.prefix, server=server))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> Nginx:
+        self.proc = subprocess.Popen(
+            [nginx_binary(), "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        procs.append((proc, prefix))
         try:
-            wait_for_port(port)
+            wait_for_port(self.port)
         except TimeoutError:
-            proc.kill()
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            self.proc.kill()
+            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
             raise RuntimeError(f"nginx did not start: {err}") from None
-        return f"http://127.0.0.1:{port}/"
+        return self
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGTERM): connections close, the port refuses."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+@pytest.fixture
+def nginx() -> Iterator[Callable[[Path], str]]:
+    """Start a real nginx serving a directory on a loopback port; returns its base URL."""
+    servers: list[Nginx] = []
+
+    def serve(root: Path) -> str:
+        servers.append(Nginx(root).start())
+        return servers[-1].url
 
     yield serve
-    for proc, prefix in procs:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(prefix, ignore_errors=True)
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture(scope="session")

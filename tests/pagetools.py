@@ -8,10 +8,6 @@ page's CSP forbids the in-page eval that Playwright's wait_for_function needs.
 from __future__ import annotations
 
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +18,7 @@ from livecam.camera.testpattern import TestPatternCamera
 from livecam.service import Publisher
 from livecam.targets.local import LocalTarget
 
-from .conftest import NGINX_CONF, NGINX_LIVE_LOCATIONS, ROOT, free_port, nginx_binary, wait_for_port
+from .conftest import ROOT, Nginx  # noqa: F401 - re-exported for the page tests
 
 LIVE = "document.getElementById('live')"
 
@@ -178,46 +174,3 @@ def docs_nginx_locations(live_dir: Path) -> str:
     blocks = re.findall(r"```nginx\n(.*?)```", text, flags=re.S)
     block = next(b for b in blocks if "location /live/" in b)
     return block.replace("/var/www/html/live/", f"{live_dir}/")
-
-
-class Nginx:
-    """A real nginx on a fixed loopback port that a test may stop and start again."""
-
-    def __init__(self, root: Path, extra: str = NGINX_LIVE_LOCATIONS) -> None:
-        self.prefix = Path(tempfile.mkdtemp(prefix="livecam-nginx-"))
-        self.port = free_port()
-        self.conf = self.prefix / "nginx.conf"
-        self.conf.write_text(
-            NGINX_CONF.format(prefix=self.prefix, port=self.port, root=root, extra=extra)
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}/"
-
-    def start(self) -> Nginx:
-        self.proc = subprocess.Popen(
-            [nginx_binary(), "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            wait_for_port(self.port)
-        except TimeoutError:
-            self.proc.kill()
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-            raise RuntimeError(f"nginx did not start: {err}") from None
-        return self
-
-    def stop(self) -> None:
-        """Fast shutdown (SIGTERM): connections close, the port refuses."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.prefix, ignore_errors=True)

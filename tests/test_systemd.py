@@ -23,10 +23,9 @@ from livecam.notify import Notifier
 from .conftest import (
     PUBLISHER,
     ROOT,
+    Nginx,
     fetch,
     free_port,
-    nginx_binary,
-    wait_for_port,
     write_config,
 )
 
@@ -305,35 +304,13 @@ def test_the_nginx_site_serves_the_page_and_revalidates_live_objects(served_dir:
     site = site.replace("listen 80 default_server;", f"listen 127.0.0.1:{port};")
     site = site.replace("listen [::]:80 default_server;", "")
     site = site.replace("root /run/livecam;", f'root "{served_dir}";')
-    prefix = Path(tempfile.mkdtemp(prefix="livecam-nginx-"))
-    conf = prefix / "nginx.conf"
-    conf.write_text(
-        f"""
-        pid {prefix}/nginx.pid;
-        error_log {prefix}/error.log warn;
-        events {{ worker_connections 64; }}
-        http {{
-            access_log off;
-            client_body_temp_path {prefix}/body;
-            proxy_temp_path {prefix}/proxy;
-            fastcgi_temp_path {prefix}/fastcgi;
-            uwsgi_temp_path {prefix}/uwsgi;
-            scgi_temp_path {prefix}/scgi;
-            types {{ text/html html; application/json json; image/jpeg jpeg jpg; }}
-            {site}
-        }}
-        """
-    )
-    proc = subprocess.Popen(
-        [nginx_binary(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-        stderr=subprocess.PIPE,
-    )
+    server = Nginx(server=site, port=port).start()
     try:
-        wait_for_port(port)
-        base = f"http://127.0.0.1:{port}/"
+        base = server.url
         status, headers, body = fetch(base)
         assert status == 200 and b"<title>cam</title>" in body
         assert headers["Cache-Control"] == "public, max-age=300"
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
         for name in ("live.json", "live.jpeg"):
             status, headers, _ = fetch(base + name)
             assert status == 200
@@ -342,9 +319,7 @@ def test_the_nginx_site_serves_the_page_and_revalidates_live_objects(served_dir:
             assert "ETag" in headers
         assert fetch(base + ".livecam-1-1.tmp")[0] == 404
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        proc.wait(timeout=10)
-        shutil.rmtree(prefix, ignore_errors=True)
+        server.close()
 
 
 # --- pi-smoke.sh --------------------------------------------------------------------------
