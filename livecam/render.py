@@ -272,8 +272,9 @@ class Renderer:
                     "render: OpenCV %s resizes RGB arrays, %s encodes%s",
                     pyramid.version(),
                     "Pillow" if simplejpeg is None else "simplejpeg",
-                    "" if not self.use_opencv or planes_encoder() else
-                    " (simplejpeg 1.7 or later would encode YCbCr planes, cheaper)",
+                    ""
+                    if not self.use_opencv or planes_encoder()
+                    else " (simplejpeg 1.7 or later would encode YCbCr planes, cheaper)",
                 )
         elif pyramid is None:
             log.info(
@@ -301,7 +302,10 @@ class Renderer:
         jobs = _Jobs()
         helpers: list[Future[None]] = []
         smaller = {sizes[v.name] for v in wanted} - {full.size}
-        lores_planes = None if lores_yuv is None else planes.Planes(*lores_yuv)
+        lores_planes = None
+        if lores_yuv is not None:  # a camera's are even-sized; the encoder pads odd ones
+            y = planes.padded(lores_yuv[0], buffers, "lores")
+            lores_planes = planes.Planes(y, lores_yuv[1], lores_yuv[2])
         try:
             made: Iterable[tuple[tuple[int, int], np.ndarray | Planes]]
             top: Image.Image | np.ndarray | Planes
@@ -357,9 +361,7 @@ class Renderer:
         threads are idle before the first encode is queued)."""
         parts = min(self.threads, n) if n * width >= SPLIT_MIN_PIXELS // 4 else 1
         edges = [n * i // parts for i in range(parts + 1)]
-        futures = [
-            self._pool.submit(convert, a, b) for a, b in itertools.pairwise(edges[1:])
-        ]
+        futures = [self._pool.submit(convert, a, b) for a, b in itertools.pairwise(edges[1:])]
         try:
             convert(edges[0], edges[1])
         finally:
@@ -480,7 +482,10 @@ OPENCV_SAVES = "by 2-3x"
 
 
 _Key = tuple[tuple[int, int], int]  # (size, quality): one encode
-_Pixels = "Image.Image | np.ndarray | Planes"
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    _Pixels: TypeAlias = "Image.Image | np.ndarray | Planes"
 
 
 class _Jobs:

@@ -42,9 +42,7 @@ class Frame:
     lores: Image.Image | None = None
     array: np.ndarray | None = field(default=None, repr=False)
     lores_array: np.ndarray | None = field(default=None, repr=False)
-    lores_planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(
-        default=None, repr=False
-    )
+    lores_planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _release: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
