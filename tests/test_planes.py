@@ -80,7 +80,7 @@ def jfif(rgb: Any) -> Any:
         (0, 0, 0),
         (255, 255, 255),
         (250, 200, 40),
-    ],  # fmt: skip
+    ],
 )
 def test_solid_colours_come_back_from_every_variant(
     paths: dict[str, Renderer], colour: tuple[int, int, int]
@@ -236,7 +236,8 @@ def test_lores_planes_are_encoded_as_they_are(monkeypatch: pytest.MonkeyPatch) -
         r.render(camera_frame(Image.new("RGB", (2028, 1521)), lores_planes=lores))
     finally:
         r.close()
-    assert len(seen) == 1 and all(np.shares_memory(a, b) for a, b in zip(seen[0], lores))
+    assert len(seen) == 1
+    assert all(np.shares_memory(a, b) for a, b in zip(seen[0], lores, strict=True))
 
 
 def test_planes_that_are_not_yuv420_are_a_render_error() -> None:
