@@ -12,7 +12,7 @@ third or less of RGBX's bytes, then simplejpeg encodes the planes as they are, w
 the colour conversion and chroma downsampling it would otherwise repeat per variant.
 simplejpeg releases the GIL, so two encodes run at once: a pool thread encodes the
 full size while the calling thread resizes. A camera's YUV420 lores stream is used as
-the planes it is. (With `use_planes=False`, or a simplejpeg older than 1.7, the same
+the planes it is. (With `use_planes=False`, or a simplejpeg without planes, the same
 pyramid resizes the RGBX array and the arrays are encoded.)
 
 Otherwise Pillow does it all:
@@ -80,9 +80,10 @@ _SUPPORT = 1.0  # HAMMING's, in output pixels
 # Outputs smaller than this are made in one piece: splitting costs more than it saves.
 STRIP_MIN_PIXELS = 400_000
 # The colour conversion is split between threads from frames of this many pixels on:
-# at 1080p the split saves 0.6 ms of wall and costs 0.3 ms of CPU (the threads' hand-
-# offs), at 12 MP it saves 9 ms of wall and no CPU (two cores read memory faster).
-SPLIT_MIN_PIXELS = 2_500_000
+# at 1080p the split saves 0.6 ms of wall (the conversion is on the full-size encode's
+# critical path; unsplit, the run loop's throughput fell to 0.93x of its goal) for 0.3
+# ms of CPU; at 12 MP it saves 9 ms of wall and no CPU.
+SPLIT_MIN_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def encode_planes(pixels: Planes, quality: int) -> bytes:
 
 
 def planes_encoder() -> bool:
-    """Whether simplejpeg can encode planes (`encode_jpeg_yuv_planes`: 1.7 and later)."""
+    """Whether simplejpeg can encode planes (`encode_jpeg_yuv_planes`, which picamera2's
+    own JPEG encoder uses, so Raspberry Pi OS's has it)."""
     return simplejpeg is not None and hasattr(simplejpeg, "encode_jpeg_yuv_planes")
 
 
@@ -274,7 +276,7 @@ class Renderer:
                     "Pillow" if simplejpeg is None else "simplejpeg",
                     ""
                     if not self.use_opencv or planes_encoder()
-                    else " (simplejpeg 1.7 or later would encode YCbCr planes, cheaper)",
+                    else " (a newer simplejpeg would encode YCbCr planes, cheaper)",
                 )
         elif pyramid is None:
             log.info(
