@@ -771,7 +771,7 @@ def table(results: Sequence[SizeResult]) -> str:
     if any(r.lores_size for r in results):
         lines.append("")
         lines.append(
-            "With a Pi camera's ISP-scaled lores stream (YUV420 -> RGB conversion included):"
+            "With a Pi camera's ISP-scaled lores stream (its YUV420 planes as PiCamera lends them):"
         )
         for r in results:
             q = r.ratios()
