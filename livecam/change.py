@@ -16,6 +16,8 @@ THUMB_WIDTH = 64
 def thumbnail(frame: Frame) -> Image.Image:
     """A small greyscale copy of the frame (from the camera's lores copy if it has one)."""
     src = frame.lores if frame.lores is not None else frame.image
+    if frame.lores is None and frame.lores_planes is not None:
+        src = Image.fromarray(frame.lores_planes[0])  # its luma: a copy of a small plane
     # An integer reduce first: one cheap pass over the full frame instead of a filter.
     factor = max(1, src.width // (THUMB_WIDTH * 2))
     small = src.reduce(factor) if factor > 1 else src

@@ -8,8 +8,9 @@ step (scripts/bench.py --alternatives). Levels are built only as deep as a size 
 Each size is then made in one step from the smallest level that covers it, a factor
 in [1, 2), with the filter that holds quality at that factor (`step`).
 
-Arrays are uint8, (height, width, channels), any row stride: OpenCV reads a padded
-camera buffer in place. Outputs go into `Buffers`, kept from frame to frame.
+Arrays are uint8, (height, width, channels) or one plane (height, width), any row
+stride: OpenCV reads a padded camera buffer in place. Outputs go into `Buffers`, kept
+from frame to frame. livecam/planes.py runs one pyramid per YCbCr plane.
 """
 
 from __future__ import annotations
@@ -75,31 +76,44 @@ class Buffers:
 
 
 class Pyramid:
-    """`root` and its halvings, made on demand into `buffers` under `name`."""
+    """`root` and its halvings, made on demand into `buffers` under `name`; `half`, when
+    given, is level 1 made already."""
 
-    def __init__(self, root: np.ndarray, buffers: Buffers, name: str) -> None:
-        self.levels = [root]
+    def __init__(
+        self, root: np.ndarray, buffers: Buffers, name: object, half: np.ndarray | None = None
+    ) -> None:
+        self.levels = [root] if half is None else [root, half]
+        # The share of the root's width and height each level shows (odd rows and
+        # columns are left out of a halving).
+        self.extents = [(1.0, 1.0)]
+        if half is not None:
+            self.extents.append(_halved_extent((1.0, 1.0), root))
         self._buffers = buffers
         self._name = name
 
     def source_for(self, size: Size) -> np.ndarray:
         """The smallest level that covers `size` (the root always does)."""
+        return self.levels[self.level_for(size)]
+
+    def level_for(self, size: Size) -> int:
+        """The index of `source_for(size)`."""
         w, h = size
         k = 0
         while True:
             level = self._level(k)
             if level.shape[1] // 2 < w or level.shape[0] // 2 < h:
-                return level
+                return k
             k += 1
 
-    def resize(self, size: Size) -> np.ndarray:
-        """`size` made from the smallest level that covers it, in one step."""
+    def resize(self, size: Size, pixels: int | None = None) -> np.ndarray:
+        """`size` made from the smallest level that covers it, in one step (`pixels`:
+        see `step`)."""
         source = self.source_for(size)
         if source.shape[1] - size[0] <= 1 and source.shape[0] - size[1] <= 1:
             # The size itself, or a pixel larger (an even-sized lores stream for an odd
             # variant, 1442x1080 for 1441x1080): a view, not a 3 ms near-1x resample.
             return source[: size[1], : size[0]]
-        return step(source, size, self._buffers, (self._name, size))
+        return step(source, size, self._buffers, (self._name, size), pixels)
 
     def _level(self, k: int) -> np.ndarray:
         while len(self.levels) <= k:
@@ -109,9 +123,15 @@ class Pyramid:
             # only for an exact factor of 2 (27 ms instead of 0.8 at 2029x1521). The
             # level then shows one source pixel less, under half a pixel of the output.
             src = prev[: 2 * h, : 2 * w]
-            dst = self._buffers.get((self._name, len(self.levels)), (h, w, prev.shape[2]))
+            dst = self._buffers.get((self._name, len(self.levels)), (h, w, *prev.shape[2:]))
             self.levels.append(cv2.resize(src, (w, h), dst=dst, interpolation=cv2.INTER_AREA))
+            self.extents.append(_halved_extent(self.extents[-1], prev))
         return self.levels[k]
+
+
+def _halved_extent(extent: tuple[float, float], level: np.ndarray) -> tuple[float, float]:
+    h, w = level.shape[:2]
+    return extent[0] * (w - w % 2) / w, extent[1] * (h - h % 2) / h
 
 
 def downscale(
@@ -162,21 +182,25 @@ def halve(source: np.ndarray, times: int, buffers: Buffers, name: object) -> np.
     good image (+1.4 dB over a bicubic step from the frame's level 2 at 1080p)."""
     for k in range(times):
         h, w = source.shape[0] // 2, source.shape[1] // 2
-        dst = buffers.get((name, k), (h, w, source.shape[2]))
+        dst = buffers.get((name, k), (h, w, *source.shape[2:]))
         source = cv2.resize(source, (w, h), dst=dst, interpolation=cv2.INTER_AREA)
     return source
 
 
-def step(source: np.ndarray, size: Size, buffers: Buffers, name: object) -> np.ndarray:
-    """`source` shrunk to `size` by a factor below 2 (see the constants above)."""
+def step(
+    source: np.ndarray, size: Size, buffers: Buffers, name: object, pixels: int | None = None
+) -> np.ndarray:
+    """`source` shrunk to `size` by a factor below 2 (see the constants above). `pixels`
+    is the output image's size the filter is chosen for, when `size` is a chroma plane
+    of it (a quarter of its pixels): both planes of an image take the same filter."""
     w, h = size
-    channels = source.shape[2]
-    dst = buffers.get(name, (h, w, channels))
+    channels = source.shape[2:]
+    dst = buffers.get(name, (h, w, *channels))
     factor = min(source.shape[1] / w, source.shape[0] / h)
     if factor < CUBIC_BELOW:
         return cv2.resize(source, size, dst=dst, interpolation=cv2.INTER_CUBIC)
-    if w * h <= SUPERSAMPLE_MAX_PIXELS:
-        double = buffers.get(("x2", name), (2 * h, 2 * w, channels))
+    if (w * h if pixels is None else pixels) <= SUPERSAMPLE_MAX_PIXELS:
+        double = buffers.get(("x2", name), (2 * h, 2 * w, *channels))
         cv2.resize(source, (2 * w, 2 * h), dst=double, interpolation=cv2.INTER_CUBIC)
         return cv2.resize(double, size, dst=dst, interpolation=cv2.INTER_AREA)
     return cv2.resize(source, size, dst=dst, interpolation=cv2.INTER_LINEAR)

@@ -2,7 +2,20 @@
 
 Each variant is a bounding box (aspect kept, never upscaled). CPU is the budget on a
 Pi, so the work per frame is kept close to the floor, the time to JPEG-encode each
-output once (docs/performance.md has the figures; `scripts/bench.py` reproduces them):
+output once (docs/performance.md has the figures; `scripts/bench.py` reproduces them).
+
+When OpenCV, numpy and simplejpeg import and the frame carries its pixels as a numpy
+`array`, the frame is converted once to what a JPEG holds, YCbCr 4:2:0 planes (two
+threads, in row strips), and everything after works on the planes (livecam/planes.py):
+a halving pyramid and one short step per size (livecam/pyramid.py), each plane a
+third or less of RGBX's bytes, then simplejpeg encodes the planes as they are, without
+the colour conversion and chroma downsampling it would otherwise repeat per variant.
+simplejpeg releases the GIL, so two encodes run at once: a pool thread encodes the
+full size while the calling thread resizes. A camera's YUV420 lores stream is used as
+the planes it is. (With `use_planes=False`, or a simplejpeg without planes, the same
+pyramid resizes the RGBX array and the arrays are encoded.)
+
+Otherwise Pillow does it all:
 
 - each distinct output (size, quality) is encoded once, on a small thread pool, the
   full-size encode first (Pillow releases the GIL in resize and reduce, so they run
@@ -13,13 +26,6 @@ output once (docs/performance.md has the figures; `scripts/bench.py` reproduces 
 - a step is an integer `reduce` (a cheap box average) followed by one HAMMING resize
   with the exact sub-pixel box; large ones are cut into strips, each reduced and
   filtered in one go, that the calling thread and the pool share.
-
-When OpenCV and numpy import and the frame carries its pixels as a numpy `array`, the
-resizing is OpenCV's instead (livecam/pyramid.py: a halving pyramid, then one short
-step per size), and the arrays are encoded by simplejpeg when it is installed: the
-same libjpeg-turbo and settings as Pillow, but it releases the GIL, so two encodes run
-at once (Pillow's JPEG encoder holds the GIL: two threads encode no faster than one).
-The calling thread resizes while a pool thread encodes, the full size first.
 """
 
 from __future__ import annotations
@@ -40,12 +46,14 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from livecam.camera.base import Frame
+from livecam.camera.yuv import checked_planes, planes_to_rgb
 from livecam.config import VariantConfig
 from livecam.errors import RenderError
 
 try:
-    from livecam import pyramid
+    from livecam import planes, pyramid
 except ImportError:  # no numpy or no OpenCV: Pillow resizes
+    planes = None  # type: ignore[assignment]
     pyramid = None  # type: ignore[assignment]
 try:
     import simplejpeg  # on a Pi with picamera2 already (python3-simplejpeg)
@@ -54,6 +62,8 @@ except ImportError:
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from livecam.planes import Planes
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +79,11 @@ REDUCE_GAP = 1.4
 _SUPPORT = 1.0  # HAMMING's, in output pixels
 # Outputs smaller than this are made in one piece: splitting costs more than it saves.
 STRIP_MIN_PIXELS = 400_000
+# The colour conversion is split between threads from frames of this many pixels on:
+# at 1080p the split saves 0.6 ms of wall (the conversion is on the full-size encode's
+# critical path; unsplit, the run loop's throughput fell to 0.93x of its goal) for 0.3
+# ms of CPU; at 12 MP it saves 9 ms of wall and no CPU.
+SPLIT_MIN_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,19 @@ def encode_array(array: np.ndarray, quality: int) -> bytes:
         colorspace = "RGBX" if channels == 4 else "RGB"
         return bytes(simplejpeg.encode_jpeg(array, quality, colorspace, "420", False))
     return encode(_image(array), quality)
+
+
+def encode_planes(pixels: Planes, quality: int) -> bytes:
+    """`encode` for YCbCr 4:2:0 planes (livecam/planes.py) with simplejpeg: the same
+    libjpeg-turbo settings, minus its colour conversion and chroma downsampling."""
+    assert simplejpeg is not None
+    return bytes(simplejpeg.encode_jpeg_yuv_planes(*pixels, quality, False))
+
+
+def planes_encoder() -> bool:
+    """Whether simplejpeg can encode planes (`encode_jpeg_yuv_planes`, which picamera2's
+    own JPEG encoder uses, so Raspberry Pi OS's has it)."""
+    return simplejpeg is not None and hasattr(simplejpeg, "encode_jpeg_yuv_planes")
 
 
 def downscale(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -150,15 +178,22 @@ class Renderer:
 
     With `use_opencv` (the default) frames that carry a numpy `array` are resized with
     OpenCV when it is installed; others, or all with `use_opencv=False`, with Pillow.
+    `use_planes` (the default, when simplejpeg can encode planes) makes the OpenCV path
+    work on YCbCr 4:2:0 planes; False keeps it on the RGBX array (the bench compares).
     One frame at a time: the OpenCV path reuses its arrays from frame to frame.
     """
 
     def __init__(
-        self, variants: Sequence[VariantConfig], threads: int = 2, use_opencv: bool = True
+        self,
+        variants: Sequence[VariantConfig],
+        threads: int = 2,
+        use_opencv: bool = True,
+        use_planes: bool = True,
     ) -> None:
         self.variants = tuple(variants)
         self.threads = max(1, threads)
         self.use_opencv = use_opencv and pyramid is not None
+        self.use_planes = self.use_opencv and use_planes and planes_encoder()
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="render")
         self._lock = threading.Lock()
         self._buffers: pyramid.Buffers | None = None
@@ -188,8 +223,17 @@ class Renderer:
             raise RenderError(f"frame has no pixels ({full.width}x{full.height})")
         sizes = {v.name: v.size_for(full.width, full.height) for v in wanted}
         lores = frame.lores
-        if lores is not None and not _usable_lores(lores, full):
+        if lores is not None and not (_usable_lores(lores.size, full) and _same_kind(lores, full)):
             lores = None
+        lores_planes = frame.lores_planes if full.mode != "L" else None
+        if lores_planes is not None:
+            try:
+                lores_planes = checked_planes(lores_planes, "frame.lores_planes")
+            except ValueError as e:
+                raise RenderError(str(e)) from e
+            y = lores_planes[0]
+            if not _usable_lores((y.shape[1], y.shape[0]), full):
+                lores_planes = None
         array = frame.array if self.use_opencv and full.mode != "L" else None
         self._note_path("opencv" if array is not None else "pillow", frame)
         try:
@@ -199,7 +243,11 @@ class Renderer:
                 if lores is not None and lores_array is not None:
                     _check_array(lores_array, lores, "frame.lores_array")
                 with self._lock:
-                    return self._render_fast(full, array, lores, lores_array, wanted, sizes)
+                    return self._render_fast(
+                        full, array, lores, lores_array, lores_planes, wanted, sizes
+                    )
+            if lores is None and lores_planes is not None:
+                lores = planes_to_rgb(*lores_planes)
             return self._render(full, lores, wanted, sizes)
         except (OSError, ValueError, MemoryError) as e:
             raise RenderError(f"could not encode frame: {e}") from e
@@ -216,11 +264,20 @@ class Renderer:
         if path == "pillow":
             _return_freed_images_to_the_os()
         if path == "opencv":
-            log.info(
-                "render: OpenCV %s resizes, %s encodes",
-                pyramid.version(),
-                "Pillow" if simplejpeg is None else "simplejpeg",
-            )
+            if self.use_planes:
+                log.info(
+                    "render: OpenCV %s resizes YCbCr 4:2:0 planes, simplejpeg encodes",
+                    pyramid.version(),
+                )
+            else:
+                log.info(
+                    "render: OpenCV %s resizes RGB arrays, %s encodes%s",
+                    pyramid.version(),
+                    "Pillow" if simplejpeg is None else "simplejpeg",
+                    ""
+                    if not self.use_opencv or planes_encoder()
+                    else " (a newer simplejpeg would encode YCbCr planes, cheaper)",
+                )
         elif pyramid is None:
             log.info(
                 "render: Pillow only (no OpenCV); `pip install opencv-python-headless` "
@@ -238,26 +295,45 @@ class Renderer:
         array: np.ndarray,
         lores: Image.Image | None,
         lores_array: np.ndarray | None,
+        lores_yuv: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
         wanted: list[VariantConfig],
         sizes: dict[str, tuple[int, int]],
     ) -> list[Rendered]:
-        assert pyramid is not None and self._buffers is not None
+        assert pyramid is not None and planes is not None and self._buffers is not None
         buffers = self._buffers
         jobs = _Jobs()
-        # The full-size encode, the longest single job, goes first to the pool; the
-        # calling thread resizes meanwhile, and both encode what is left (bench rows
-        # "pipeline" vs "pipeline, threads=1").
-        for v in wanted:
-            if sizes[v.name] == full.size and (full.size, v.quality) not in jobs.keys:
-                jobs.put((full.size, v.quality), full if simplejpeg is None else array)
-        helpers = [self._pool.submit(jobs.work, True) for _ in range(self.threads - 1)]
+        helpers: list[Future[None]] = []
+        smaller = {sizes[v.name] for v in wanted} - {full.size}
+        lores_planes = None
+        if lores_yuv is not None:  # a camera's are even-sized; the encoder pads odd ones
+            y = planes.padded(lores_yuv[0], buffers, "lores")
+            lores_planes = planes.Planes(y, lores_yuv[1], lores_yuv[2])
         try:
-            if lores is not None and lores_array is None:
-                import numpy as np
-
-                lores_array = np.asarray(lores)  # a copy, ~1 ms at 1.5 MP
-            smaller = {sizes[v.name] for v in wanted} - {full.size}
-            for size, pixels in pyramid.downscale(array, smaller, buffers, lores_array):
+            made: Iterable[tuple[tuple[int, int], np.ndarray | Planes]]
+            top: Image.Image | np.ndarray | Planes
+            if self.use_planes:
+                # Converted once, on both threads: the encodes and resizes that follow
+                # handle 1.5 bytes a pixel instead of 4, and no encode converts again.
+                top, half = planes.from_rgb(array, buffers, "frame", self._split_rows)
+                if lores_planes is None and lores is not None:
+                    rgb = lores_array if lores_array is not None else _array(lores)
+                    lores_planes, _ = planes.from_rgb(rgb, buffers, "lores")
+                made = planes.downscale(top, smaller, buffers, lores_planes, half)
+            else:
+                top = full if simplejpeg is None else array
+                if lores is not None and lores_array is None:
+                    lores_array = _array(lores)  # a copy, ~1 ms at 1.5 MP
+                elif lores is None and lores_planes is not None:
+                    lores_array = planes.to_rgb(lores_planes)
+                made = pyramid.downscale(array, smaller, buffers, lores_array)
+            # The full-size encode, the longest single job, goes first to the pool; the
+            # calling thread resizes meanwhile, and both encode what is left (bench rows
+            # "pipeline" vs "pipeline, threads=1").
+            for v in wanted:
+                if sizes[v.name] == full.size and (full.size, v.quality) not in jobs.keys:
+                    jobs.put((full.size, v.quality), top)
+            helpers = [self._pool.submit(jobs.work, True) for _ in range(self.threads - 1)]
+            for size, pixels in made:
                 for v in wanted:
                     key = (size, v.quality)
                     if sizes[v.name] == size and key not in jobs.keys:
@@ -281,6 +357,19 @@ class Renderer:
             w, h = sizes[v.name]
             out.append(Rendered(v.name, jobs.results[((w, h), v.quality)], w, h))
         return out
+
+    def _split_rows(self, n: int, width: int, convert: Callable[[int, int], None]) -> None:
+        """`convert(top, bottom)` over rows 0..n, in one range per thread (the pool's
+        threads are idle before the first encode is queued)."""
+        parts = min(self.threads, n) if n * width >= SPLIT_MIN_PIXELS // 4 else 1
+        edges = [n * i // parts for i in range(parts + 1)]
+        futures = [self._pool.submit(convert, a, b) for a, b in itertools.pairwise(edges[1:])]
+        try:
+            convert(edges[0], edges[1])
+        finally:
+            wait(futures)  # never return while a thread still reads the frame
+        for future in futures:
+            future.result()
 
     def _render(
         self,
@@ -395,6 +484,10 @@ OPENCV_SAVES = "by 2-3x"
 
 
 _Key = tuple[tuple[int, int], int]  # (size, quality): one encode
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    _Pixels: TypeAlias = "Image.Image | np.ndarray | Planes"
 
 
 class _Jobs:
@@ -403,14 +496,15 @@ class _Jobs:
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
-        self._queue: deque[tuple[_Key, Image.Image | np.ndarray]] = deque()
+        self._queue: deque[tuple[_Key, _Pixels]] = deque()
         self._open = True
         self._error: BaseException | None = None
         self.keys: set[_Key] = set()
         self.results: dict[_Key, bytes] = {}
 
-    def put(self, key: _Key, pixels: Image.Image | np.ndarray) -> None:
-        """Queue `pixels` (a Pillow image, or an array for `encode_array`) for `key`."""
+    def put(self, key: _Key, pixels: _Pixels) -> None:
+        """Queue `pixels` (a Pillow image, an array for `encode_array` or planes for
+        `encode_planes`) for `key`."""
         with self._cv:
             self.keys.add(key)
             self._queue.append((key, pixels))
@@ -436,6 +530,8 @@ class _Jobs:
             try:
                 if isinstance(pixels, Image.Image):
                     data = encode(pixels, key[1])
+                elif isinstance(pixels, tuple):
+                    data = encode_planes(pixels, key[1])
                 else:
                     data = encode_array(pixels, key[1])
             except BaseException as e:
@@ -479,12 +575,17 @@ def _check_array(array: Any, image: Image.Image, what: str) -> None:
         )
 
 
-def _usable_lores(lores: Image.Image, full: Image.Image) -> bool:
-    a, b = lores.size, full.size
-    return (
-        lores.mode in ("RGB", "RGBX", "L")
-        and (lores.mode == "L") == (full.mode == "L")
-        and a[0] < b[0]
-        and a[1] < b[1]
-        and abs(a[0] * b[1] - a[1] * b[0]) <= 0.01 * a[1] * b[0]
-    )
+def _array(image: Image.Image) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(image)
+
+
+def _same_kind(lores: Image.Image, full: Image.Image) -> bool:
+    return lores.mode in ("RGB", "RGBX", "L") and (lores.mode == "L") == (full.mode == "L")
+
+
+def _usable_lores(a: tuple[int, int], full: Image.Image) -> bool:
+    """A lores copy of size `a` is smaller than the frame and of its aspect ratio."""
+    b = full.size
+    return a[0] < b[0] and a[1] < b[1] and abs(a[0] * b[1] - a[1] * b[0]) <= 0.01 * a[1] * b[0]

@@ -101,7 +101,8 @@ try:
             took = time.monotonic() - t
             w, h = frame.size
             line = f"capture {i + 1:<8} {ms(took)}  {w}x{h} {frame.image.mode}"
-            if frame.lores is not None and small:
+            lores = frame.lores_planes[0].shape[::-1] if frame.lores_planes else None
+            if lores is not None and small:
                 c = time.process_time()
                 renderer.render(frame)
                 with_lores = time.process_time() - c
@@ -110,7 +111,7 @@ try:
                 without = time.process_time() - c
                 line += (
                     f"; small variants CPU {ms(with_lores).strip()} from lores "
-                    f"{frame.lores.width}x{frame.lores.height}, {ms(without).strip()} from the full frame"
+                    f"{lores[0]}x{lores[1]}, {ms(without).strip()} from the full frame"
                     f" ({renderer.path})"
                 )
         print(line, flush=True)

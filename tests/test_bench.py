@@ -42,7 +42,8 @@ def test_bench_quick_runs_and_prints_its_ratios() -> None:
         assert size["path"] == path
         assert size["bound_ms"] > 0
         assert size["wall_ratio"] > 0 and size["cpu_ratio"] > 0 and size["naive_speedup"] > 0
-        assert size["psnr_min_db"] >= 30
+        assert size["psnr_min_db"] >= 30 or size["chroma_420"]  # see bench.py
+        assert size["psnr_margin_db"] >= -1
         if path == "opencv":  # and the Pillow path beside it, against its own bound
             assert size["pillow_wall_ratio"] > 0 and size["pillow_psnr_margin_db"] > -1
     assert report["throughput"]["fps"] > 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from livecam.camera import open_camera
 from livecam.camera import picam as picam_mod
 from livecam.camera.base import Frame
 from livecam.camera.picam import PiCamera, lores_size
+from livecam.camera.yuv import planes_to_rgb
 from livecam.errors import CameraError, RenderError
 from livecam.render import Renderer
 from livecam.service import Publisher
@@ -286,37 +288,28 @@ def test_small_variants_come_from_the_lores_stream(fake: Any, tmp_path: Path) ->
     p.close()
 
 
-def test_the_lores_frame_is_rgb_and_the_right_colours(fake: Any) -> None:
+def test_the_lores_frame_is_yuv420_planes_of_the_right_colours(fake: Any) -> None:
+    """The lores stream comes as its planes, views of the camera's buffer (nothing
+    converted); Pillow and OpenCV make the same colours of them."""
+    np = pytest.importorskip("numpy")
     fake(stride_align=128)
     cam = PiCamera(camera_cfg().camera, config.DEFAULT_VARIANTS)
-    with cam.capture() as frame:
-        assert frame.lores is not None
-        # RGBX with its numpy array when OpenCV converted it, else RGB from Pillow.
-        assert (frame.lores.mode, frame.lores.size) in (("RGB", (800, 600)), ("RGBX", (800, 600)))
-        assert_quadrants(frame.lores, [RED, GREEN, BLUE, WHITE])
-        if frame.lores_array is not None:
-            assert frame.lores_array.shape == (600, 800, 4)
-            rgb = Image.fromarray(frame.lores_array[:, :, :3].copy())
-            assert_quadrants(rgb, [RED, GREEN, BLUE, WHITE])
-    cam.close()
-
-
-def test_the_lores_colours_match_with_and_without_opencv(fake: Any) -> None:
-    pytest.importorskip("cv2")
-    from livecam.camera.yuv import yuv420_to_rgb, yuv420_to_rgbx
-
-    fake(stride_align=128)
-    cam = PiCamera(camera_cfg().camera, config.DEFAULT_VARIANTS)
-    size, stride = cam._lores or ((0, 0), 0)
+    request = None
     with cam.capture() as frame:
         request = cam._loans[0].request
-        with cam._mapped_array(request, "lores", reshape=False) as m:
-            pillow = yuv420_to_rgb(m.array, size, stride)
-            opencv, _ = yuv420_to_rgbx(m.array, size, stride)
-        assert frame.lores is not None
-    pairs = zip(pillow.tobytes(), opencv.convert("RGB").tobytes(), strict=True)
-    diff = [abs(a - b) for a, b in pairs]
-    assert max(diff) <= 1
+        assert frame.lores is None and frame.lores_planes is not None
+        y, u, v = frame.lores_planes
+        assert (y.shape, u.shape, v.shape) == ((600, 800), (300, 400), (300, 400))
+        assert y.strides == (896, 1) and u.strides == (448, 1)  # padded rows, in place
+        assert np.shares_memory(y, request.buffers["lores"])
+        assert_quadrants(planes_to_rgb(y, u, v), [RED, GREEN, BLUE, WHITE])
+        if importlib.util.find_spec("cv2") is not None:
+            from livecam import planes
+
+            opencv = planes.to_rgb(planes.Planes(y, u, v))
+            assert_quadrants(Image.fromarray(opencv), [RED, GREEN, BLUE, WHITE])
+        assert request.mapped == 2  # main and lores, until the release
+    assert request.mapped == 0
     cam.close()
 
 
@@ -521,8 +514,7 @@ def test_requests_are_released_when_reading_the_frame_fails(
     def broken(*args: Any) -> Image.Image:
         raise ValueError("bad lores buffer")
 
-    monkeypatch.setattr(picam_mod, "yuv420_to_rgb", broken)
-    monkeypatch.setattr(picam_mod, "yuv420_to_rgbx", broken)
+    monkeypatch.setattr(picam_mod, "yuv420_arrays", broken)
     with pytest.raises(CameraError, match="could not read the frame: ValueError: bad lores buffer"):
         cam.capture()
     assert scenario.requests_out == 0

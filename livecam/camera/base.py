@@ -29,6 +29,12 @@ class Frame:
     shape (height, width, 4) in R, G, B, X order for an "RGBX" image (a view of the
     same memory, rows may be padded) or (height, width, 3) for "RGB"; the renderer
     resizes it with OpenCV when it can. `lores_array` is the same for `lores`.
+
+    `lores_planes` is the lores copy as the camera has it, YUV420: the Y, U (Cb) and V
+    (Cr) planes as uint8 numpy arrays, Y (h, w), U and V (ceil(h / 2), ceil(w / 2)),
+    full-range (JFIF) values, rows contiguous, maybe views of the camera's buffer. A
+    camera that gives them may leave `lores` None: the renderer encodes the planes as
+    they are, and makes an image of them only for its Pillow path.
     """
 
     image: Image.Image
@@ -36,6 +42,7 @@ class Frame:
     lores: Image.Image | None = None
     array: np.ndarray | None = field(default=None, repr=False)
     lores_array: np.ndarray | None = field(default=None, repr=False)
+    lores_planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _release: Callable[[], None] | None = field(default=None, repr=False)
 
     @property

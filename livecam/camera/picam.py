@@ -28,7 +28,7 @@ from typing import Any
 from PIL import Image
 
 from livecam.camera.base import Camera, Frame
-from livecam.camera.yuv import yuv420_to_rgb, yuv420_to_rgbx
+from livecam.camera.yuv import yuv420_arrays
 from livecam.config import CameraConfig, VariantConfig
 from livecam.errors import CameraError
 
@@ -92,11 +92,11 @@ def lores_size(main: tuple[int, int], variants: Sequence[VariantConfig]) -> tupl
 
 
 class _Loan:
-    """A completed request lent out with a frame, and the buffer mapping it holds."""
+    """A completed request lent out with a frame, and the buffer mappings it holds."""
 
     def __init__(self, request: Any) -> None:
         self.request = request
-        self.mapping: Any = None  # an entered MappedArray; exited before the release
+        self.mappings: list[Any] = []  # entered MappedArrays; exited before the release
 
 
 class PiCamera(Camera):
@@ -117,7 +117,6 @@ class PiCamera(Camera):
         self._stride = 0
         self._format = MAIN_FORMAT
         self._lores: tuple[tuple[int, int], int] | None = None
-        self._lores_by_opencv = True  # until OpenCV turns out to be missing
         try:
             cameras = picamera2.Picamera2.global_camera_info()
         except Exception as e:  # libcamera's camera manager did not start
@@ -340,7 +339,7 @@ class PiCamera(Camera):
         self._loans.append(loan)
         try:
             image, array = self._main_image(loan)
-            lores, lores_array = self._lores_image(request) if self._lores else (None, None)
+            lores_planes = self._lores_planes(loan) if self._lores else None
         except Exception as e:
             self._give_back(loan)
             raise CameraError(f"could not read the frame: {type(e).__name__}: {e}") from e
@@ -350,9 +349,8 @@ class PiCamera(Camera):
         return Frame(
             image,
             captured_at,
-            lores,
             array=array,
-            lores_array=lores_array,
+            lores_planes=lores_planes,
             _release=lambda: self._give_back(loan),
         )
 
@@ -362,25 +360,23 @@ class PiCamera(Camera):
         mapping = self._mapped_array(loan.request, "main", **self._map_args)
         if mode == "RGBX":
             # In place: the image is the camera's buffer until the frame is released.
-            loan.mapping = mapping
             buffer = mapping.__enter__().array
+            loan.mappings.append(mapping)
             image = Image.frombuffer("RGBX", (w, h), buffer, "raw", mode, stride, 1)
             return image, _rows(buffer, w, h, stride)
         with mapping as m:  # the 3-byte orders need Pillow to unpack them: one copy
             return Image.frombuffer("RGB", (w, h), m.array, "raw", mode, stride, 1), None
 
-    def _lores_image(self, request: Any) -> tuple[Image.Image, Any]:
-        """The lores stream in RGB: by OpenCV into a numpy array when it is installed
-        (2.2x faster, and the renderer's OpenCV path reads the array), else by Pillow."""
+    def _lores_planes(self, loan: _Loan) -> Any:
+        """The lores stream's Y, U and V planes, views of the camera's buffer until the
+        frame is released: nothing converted (the renderer encodes YUV420 planes as
+        they are; its Pillow path and the change check make what they need of them)."""
         assert self._lores is not None
         size, stride = self._lores
-        with self._mapped_array(request, "lores", **self._map_args) as m:
-            if self._lores_by_opencv:
-                try:
-                    return yuv420_to_rgbx(m.array, size, stride)
-                except ImportError:
-                    self._lores_by_opencv = False
-            return yuv420_to_rgb(m.array, size, stride), None
+        mapping = self._mapped_array(loan.request, "lores", **self._map_args)
+        buffer = mapping.__enter__().array
+        loan.mappings.append(mapping)
+        return yuv420_arrays(buffer, size, stride)
 
     def _give_back(self, loan: _Loan) -> None:
         """Return a lent request to the camera; once, whoever asks first."""
@@ -388,9 +384,9 @@ class PiCamera(Camera):
         if request is None:
             return
         self._loans.remove(loan)
-        mapping, loan.mapping = loan.mapping, None
+        mappings, loan.mappings = loan.mappings, []
         try:
-            if mapping is not None:
+            for mapping in mappings:
                 try:
                     mapping.__exit__(None, None, None)
                 except BufferError:

@@ -9,7 +9,8 @@ BT.601) matrix, which is the sYCC colour space picamera2's still configuration a
 libcamera for: no colour shift, and no copy before the conversion itself.
 
 `yuv420_to_rgbx` does the same with OpenCV when it is installed, 2.2x faster, into a
-numpy array that the renderer's OpenCV path resizes as it is.
+numpy array. `yuv420_arrays` converts nothing: the planes as numpy views, which the
+renderer's planes path resizes and encodes as they are (PiCamera hands them over).
 """
 
 from __future__ import annotations
@@ -61,13 +62,11 @@ def _layout(size: tuple[int, int], stride: int, length: int) -> tuple[int, int, 
     return cstride, u_at, v_at
 
 
-def yuv420_to_rgbx(
+def yuv420_arrays(
     buf: BufferLike, size: tuple[int, int], stride: int
-) -> tuple[Image.Image, np.ndarray]:
-    """As `yuv420_to_rgb`, by OpenCV: a new (height, width, 4) RGBX array and an "RGBX"
-    image over it (no copy). 2.5 ms instead of 5.6 at 1442x1080 here, the same colours
-    (within 1 of 255). Raises ImportError without numpy or OpenCV."""
-    import cv2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Y, U and V planes of a YUV420 buffer as 2D numpy views of it (no copy), as
+    `Frame.lores_planes` has them; valid only while `buf` is."""
     import numpy as np
 
     w, h = size
@@ -77,6 +76,19 @@ def yuv420_to_rgbx(
     y = flat[: stride * h].reshape(h, stride)[:, :w]
     u = flat[u_at : u_at + cstride * ch].reshape(ch, cstride)[:, :cw]
     v = flat[v_at : v_at + cstride * ch].reshape(ch, cstride)[:, :cw]
+    return y, u, v
+
+
+def yuv420_to_rgbx(
+    buf: BufferLike, size: tuple[int, int], stride: int
+) -> tuple[Image.Image, np.ndarray]:
+    """As `yuv420_to_rgb`, by OpenCV: a new (height, width, 4) RGBX array and an "RGBX"
+    image over it (no copy). 2.5 ms instead of 5.6 at 1442x1080 here, the same colours
+    (within 1 of 255). Raises ImportError without numpy or OpenCV."""
+    import cv2
+
+    w, h = size
+    y, u, v = yuv420_arrays(buf, size, stride)
     # Nearest-neighbour chroma, as in yuv420_to_rgb; YCrCb2RGB is the JFIF matrix (the
     # YUV2RGB_I420 codes are BT.601 limited range: wrong for sYCC).
     near = cv2.INTER_NEAREST
@@ -89,10 +101,43 @@ def yuv420_to_rgbx(
 
 def yuv420_to_rgb(buf: BufferLike, size: tuple[int, int], stride: int) -> Image.Image:
     """A YUV420 buffer as a new "RGB" image (it does not refer to `buf` afterwards)."""
-    y, u, v = yuv420_planes(buf, size, stride)
+    return _merge(*yuv420_planes(buf, size, stride))
+
+
+def _merge(y: Image.Image, u: Image.Image, v: Image.Image) -> Image.Image:
     # Nearest-neighbour chroma: a 4:2:0 JPEG encoder averages each 2x2 block back to
     # the camera's own chroma (give or take rounding), at a tenth of bilinear's cost
     # (0.1 vs 1 ms a plane at 800x600 on scripts/bench-lores.py's machine).
     u = u.resize(y.size, Image.Resampling.NEAREST)
     v = v.resize(y.size, Image.Resampling.NEAREST)
     return Image.merge("YCbCr", (y, u, v)).convert("RGB")
+
+
+def checked_planes(planes: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`planes` if they are an image's Y, U and V planes as YUV420 has them: uint8 numpy
+    arrays, Y (h, w), U and V (ceil(h / 2), ceil(w / 2)), rows contiguous (any row
+    stride); else a ValueError naming `what`."""
+    try:
+        y, u, v = planes
+        shapes = [p.shape for p in (y, u, v)]
+        h, w = shapes[0]
+        ok = (
+            h > 0
+            and w > 0
+            and shapes[1] == shapes[2] == ((h + 1) // 2, (w + 1) // 2)
+            and all(str(p.dtype) == "uint8" and p.strides[1] == 1 for p in (y, u, v))
+        )
+    except (TypeError, ValueError, AttributeError, IndexError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{what} are not YUV420 planes: Y (h, w), U and V (ceil(h/2), ceil(w/2)), "
+            "uint8 numpy arrays, rows contiguous"
+        )
+    return y, u, v
+
+
+def planes_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Image.Image:
+    """Planes as `checked_planes` takes them, as a new "RGB" image (by Pillow)."""
+    y_image, u_image, v_image = (Image.fromarray(p) for p in (y, u, v))  # "L" copies
+    return _merge(y_image, u_image, v_image)

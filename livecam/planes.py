@@ -1,0 +1,234 @@
+"""JPEG's own pixels: YCbCr 4:2:0 planes, made once per frame, resized as planes.
+
+A JPEG encoder given RGB pixels first converts them to YCbCr (JFIF: full-range BT.601)
+and averages each 2x2 block of the two chroma planes. Done once per frame here instead
+of once per variant, every later step handles 1.5 bytes a pixel instead of 4 (RGBX):
+each size is resized as three planes (livecam/pyramid.py, one pyramid per plane) and
+encoded from them (`simplejpeg.encode_jpeg_yuv_planes`: no colour conversion and no
+chroma downsampling in the encoder). A Pi camera's lores stream already is such planes.
+
+The conversion (`from_rgb`) takes what libjpeg computes, within 1 of 255:
+
+- Y at full size with OpenCV's RGB to grey, the same BT.601 weights, rounded;
+- the frame halved with INTER_AREA (2x2 means), then OpenCV's `RGB2YCrCb`, which is
+  JFIF's matrix, full range: the chroma planes, averaged as libjpeg averages them
+  (the conversion is linear, so averaging before or after it differs in rounding
+  only), and Y halved, the first level of the luma pyramid, for free;
+- row strips a few dozen rows high, so the halving reads rows that Y's pass has just
+  brought into the cache, and the strips split between threads.
+
+OpenCV's `RGB2YUV_I420` is not usable: BT.601 limited range (16-235) and the chroma of
+each 2x2 block's top-left pixel, not its mean (tests/test_planes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from livecam import pyramid
+from livecam.pyramid import Buffers, Size
+
+# Output rows of the half-size planes per strip: the strip's source rows (64 at 4056
+# pixels wide, 1 MiB) stay in the cache between the luma pass and the halving.
+STRIP_ROWS = 64
+
+
+class Planes(NamedTuple):
+    """Y (height, width), Cb and Cr (ceil(height / 2), ceil(width / 2)), uint8, rows
+    contiguous (any row stride), full-range JFIF values."""
+
+    y: np.ndarray
+    u: np.ndarray  # Cb
+    v: np.ndarray  # Cr
+
+    @property
+    def size(self) -> Size:
+        return self.y.shape[1], self.y.shape[0]
+
+
+def chroma_size(size: Size) -> Size:
+    """The chroma planes' size for an image of `size`, as JPEG 4:2:0 has them."""
+    return (size[0] + 1) // 2, (size[1] + 1) // 2
+
+
+# Splits rows 0..n of a `width` wide plane among threads: split(n, width, convert) calls
+# convert(top, bottom) for ranges that cover 0..n once each, and returns when all are done.
+RowSplitter = Callable[[int, int, Callable[[int, int], None]], None]
+
+
+def _serial(n: int, width: int, convert: Callable[[int, int], None]) -> None:
+    convert(0, n)
+
+
+def from_rgb(
+    array: np.ndarray, buffers: Buffers, name: object, split: RowSplitter = _serial
+) -> tuple[Planes, np.ndarray]:
+    """`array`, (height, width, 4) RGBX or (height, width, 3) RGB, as JPEG's planes in
+    `buffers`, and Y halved (odd row and column left out, as a pyramid level has it)."""
+    h, w = array.shape[:2]
+    h2, w2 = h // 2, w // 2
+    cw, ch = chroma_size((w, h))
+    y = buffers.get((name, "y"), (h + h % 2, w + w % 2))
+    out = Planes(
+        y[:h, :w],
+        buffers.get((name, "u"), (ch, cw)),
+        buffers.get((name, "v"), (ch, cw)),
+    )
+    half = buffers.get((name, "y/2"), (h2, w2))
+    gray = cv2.COLOR_RGBA2GRAY if array.shape[2] == 4 else cv2.COLOR_RGB2GRAY
+
+    def convert(top: int, bottom: int) -> None:
+        """Rows top..bottom of the half-size planes, and the frame rows they cover."""
+        # Scratch rows of this thread's own (each range starts at its own `top`).
+        rgb = buffers.get((name, "rgb", top), (STRIP_ROWS, w2, array.shape[2]))
+        ycc = buffers.get((name, "ycc", top), (STRIP_ROWS, w2, 3))
+        for a in range(top, bottom, STRIP_ROWS):
+            b = min(bottom, a + STRIP_ROWS)
+            n = b - a
+            rows = array[2 * a : 2 * b]
+            cv2.cvtColor(rows, gray, dst=out.y[2 * a : 2 * b])
+            cv2.resize(rows[:, : 2 * w2], (w2, n), dst=rgb[:n], interpolation=cv2.INTER_AREA)
+            cv2.cvtColor(rgb[:n], cv2.COLOR_RGB2YCrCb, dst=ycc[:n])
+            cv2.mixChannels([ycc[:n]], [half[a:b], out.v[a:b, :w2], out.u[a:b, :w2]], _YCRCB)
+
+    if h2 and w2:
+        split(h2, w2, convert)
+    elif h2:  # one column: no 2x2 block
+        cv2.cvtColor(array[: 2 * h2], gray, dst=out.y[: 2 * h2])
+    _odd_edges(array, out, gray)
+    _pad_edge(y, (w, h))
+    return out, half
+
+
+_YCRCB = [0, 0, 1, 1, 2, 2]  # YCrCb's channels to (Y halved, Cr, Cb)
+
+
+def padded(y: np.ndarray, buffers: Buffers, name: object) -> np.ndarray:
+    """Luma of an odd size as the encoder reads it: libjpeg-turbo's planes interface
+    reads Y padded to even (its `tjPlaneWidth`), one column and row past the image;
+    this is a view of a buffer that has them, holding the edge repeated (a copy, 0.1
+    ms at 1441x1080). Even sizes come back as they are."""
+    h, w = y.shape
+    if not (h % 2 or w % 2):
+        return y
+    dst = buffers.get(("padded", name), (h + h % 2, w + w % 2))
+    cv2.copyMakeBorder(y, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE, dst=dst)
+    return dst[:h, :w]
+
+
+def _pad_edge(y: np.ndarray, size: Size) -> None:
+    """Repeat the last column and row of `size` into `y`'s padding (see `padded`)."""
+    w, h = size
+    if w % 2:
+        y[:h, w] = y[:h, w - 1]
+    if h % 2:
+        y[h, :] = y[h - 1, :]
+
+
+def _odd_edges(array: np.ndarray, out: Planes, gray: int) -> None:
+    """An odd last row or column: luma as it is, chroma from it alone (libjpeg repeats
+    the edge pixel to fill the 2x2 block, so its mean is the pixel pair's)."""
+    h, w = array.shape[:2]
+    h2, w2 = h // 2, w // 2
+    if h % 2:
+        cv2.cvtColor(array[h - 1 :], gray, dst=out.y[h - 1 :])
+        if w2:
+            row = cv2.resize(array[h - 1 :, : 2 * w2], (w2, 1), interpolation=cv2.INTER_AREA)
+            _put_chroma(row, out, h2, 0)
+    if w % 2:
+        if h2:
+            column = cv2.resize(array[: 2 * h2, w - 1 :], (1, h2), interpolation=cv2.INTER_AREA)
+            _put_chroma(column.reshape(h2, 1, -1), out, 0, w2)
+        if h % 2:
+            _put_chroma(array[h - 1 :, w - 1 :], out, h2, w2)
+
+
+def _put_chroma(rgb: np.ndarray, out: Planes, top: int, left: int) -> None:
+    ycc = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)
+    rows, cols = ycc.shape[:2]
+    out.v[top : top + rows, left : left + cols] = ycc[:, :, 1]
+    out.u[top : top + rows, left : left + cols] = ycc[:, :, 2]
+
+
+def downscale(
+    frame: Planes,
+    sizes: Iterable[Size],
+    buffers: Buffers,
+    lores: Planes | None = None,
+    half: np.ndarray | None = None,
+) -> Iterator[tuple[Size, Planes]]:
+    """Each of `sizes` (all smaller than `frame`) made from `frame`, largest first, and
+    from `lores` (the camera's own smaller copy) for the sizes it covers; `half` is Y
+    halved, when `from_rgb` made it. As `pyramid.downscale`, plane by plane: the
+    chroma planes of a size take the filter chosen for its luma (`pyramid.step`).
+    The planes are `buffers`' and stay valid until its `end_frame`."""
+    main = [pyramid.Pyramid(p, buffers, ("main", i), half if i == 0 else None)
+            for i, p in enumerate(frame)]  # fmt: skip
+    small = None if lores is None else [
+        pyramid.Pyramid(p, buffers, ("lores", i)) for i, p in enumerate(lores)
+    ]  # fmt: skip
+    made: list[tuple[Planes, bool]] = []  # (planes, from lores)
+    for size in sorted(set(sizes), key=lambda s: s[0] * s[1], reverse=True):
+        # The ISP's copy costs no CPU and was scaled once: start from it.
+        from_lores = lores is not None and pyramid.covers(lores.y, size)
+        levels = small if small is not None and from_lores else main
+        out = []
+        for i, target in enumerate((size, chroma_size(size), chroma_size(size))):
+            exact = [
+                (k, m[i])
+                for m, lo in made
+                if lo == from_lores and (k := pyramid.halvings(m[i], target))
+            ]
+            if exact:
+                k, source = exact[-1]
+                plane = pyramid.halve(source, k, buffers, ("halved", size, i))
+                out.append(padded(plane, buffers, size) if i == 0 else plane)
+            elif i:
+                out.append(_chroma(levels[i], size, buffers, (i, size)))
+            else:
+                out.append(padded(levels[i].resize(target, size[0] * size[1]), buffers, size))
+        planes = Planes(*out)
+        made.append((planes, from_lores))
+        yield size, planes
+
+
+def _chroma(levels: pyramid.Pyramid, size: Size, buffers: Buffers, name: object) -> np.ndarray:
+    """A chroma plane of `size`, its samples where JPEG has them.
+
+    Each chroma sample stands for 2x2 pixels of the image, so its place follows the
+    luma's scale. A plain resize to ceil(w / 2) misplaces them by up to half a sample
+    when `size` is odd (JPEG repeats the edge pixel to even) or the level left out an
+    odd column: 7-8 dB lost on the chroma of 1441x1080 and 320x240 from 12 MP. OpenCV
+    keeps a scale given as fx, fy; the edge is repeated where it rounds one short.
+    No supersampling for small sizes, which luma has: chroma's error hides in the
+    JPEG's (the decoded variants are within 0.25 dB of the RGBX path's)."""
+    cw, ch = chroma_size(size)
+    k = levels.level_for((cw, ch))
+    source, (ex, ey) = levels.levels[k], levels.extents[k]
+    if source.shape[1] - cw <= 1 and source.shape[0] - ch <= 1:
+        return source[:ch, :cw]  # as the luma: the size itself, or a crop of a pixel
+    fx, fy = ex * size[0] / (2 * source.shape[1]), ey * size[1] / (2 * source.shape[0])
+    # Bicubic near a factor of 1, as for luma: bilinear there costs the decoded JPEGs
+    # 0.4-0.7 dB (961x720 and 800x600 from 12 MP).
+    cubic = 1 / min(fx, fy) < pyramid.CUBIC_BELOW
+    interpolation = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    made = cv2.resize(source, None, fx=fx, fy=fy, interpolation=interpolation)
+    rows, cols = min(made.shape[0], ch), min(made.shape[1], cw)
+    dst = buffers.get(("chroma", name), (ch, cw))
+    cv2.copyMakeBorder(made[:rows, :cols], 0, ch - rows, 0, cw - cols, cv2.BORDER_REPLICATE,
+                       dst=dst)  # fmt: skip
+    return dst
+
+
+def to_rgb(planes: Planes) -> np.ndarray:
+    """The planes as an (height, width, 3) RGB array, chroma upsampled bilinearly as a
+    decoder does (for tests and the bench: the pixels a JPEG of them shows)."""
+    w, h = planes.size
+    up = [cv2.resize(p, (2 * p.shape[1], 2 * p.shape[0]), interpolation=cv2.INTER_LINEAR)
+          for p in (planes.v, planes.u)]  # fmt: skip
+    ycc = cv2.merge((planes.y, up[0][:h, :w], up[1][:h, :w]))
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)

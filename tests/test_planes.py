@@ -1,0 +1,262 @@
+"""The YCbCr 4:2:0 planes path: JFIF colours, odd sizes, chroma placement, lores planes,
+and JPEGs that match the RGBX path's."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from livecam.camera.base import Frame
+from livecam.config import VariantConfig
+from livecam.errors import RenderError
+from livecam.render import Renderer, planes_encoder
+from livecam.testimage import photo_like
+
+np = pytest.importorskip("numpy")
+cv2 = pytest.importorskip("cv2")
+if not planes_encoder():
+    pytest.skip("simplejpeg cannot encode planes here", allow_module_level=True)
+
+from livecam import planes, pyramid  # noqa: E402 - needs numpy and OpenCV
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+VARIANTS = (
+    VariantConfig("live.jpeg", quality=85),
+    VariantConfig("live1920x1080.jpeg", 1920, 1080),
+    VariantConfig("live1280x720.jpeg", 1280, 720),
+    VariantConfig("live800x600.jpeg", 800, 600),
+    VariantConfig("live320x240.jpeg", 320, 240),
+)
+
+
+@pytest.fixture(scope="module")
+def paths() -> Iterator[dict[str, Renderer]]:
+    """The OpenCV path on planes and on the RGBX array, side by side."""
+    rs = {"planes": Renderer(VARIANTS), "rgbx": Renderer(VARIANTS, use_planes=False)}
+    yield rs
+    for r in rs.values():
+        r.close()
+
+
+def camera_frame(image: Image.Image, **kw: Any) -> Frame:
+    array = np.array(image.convert("RGBX"))  # a copy of its own, writable
+    view = Image.frombuffer("RGBX", image.size, array, "raw", "RGBX", 0, 1)
+    return Frame(view, NOW, array=array, **kw)
+
+
+def decode(data: bytes) -> Any:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), np.int16)
+
+
+def psnr(a: Any, b: Any) -> float:
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def jfif(rgb: Any) -> Any:
+    """JFIF's YCbCr of (..., 3) RGB, in floats (ITU-T T.871)."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return np.stack((y, 128 + (b - y) / 1.772, 128 + (r - y) / 1.402), axis=-1)
+
+
+# --- colours -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "colour",
+    [
+        (255, 0, 0),
+        (0, 255, 0),
+        (0, 0, 255),
+        (128, 128, 128),
+        (0, 0, 0),
+        (255, 255, 255),
+        (250, 200, 40),
+    ],
+)
+def test_solid_colours_come_back_from_every_variant(
+    paths: dict[str, Renderer], colour: tuple[int, int, int]
+) -> None:
+    """Red, green, blue and grey frames decode to within a few levels of what went in,
+    in every variant: full-range JFIF YCbCr, Cb and Cr the right way round."""
+    out = paths["planes"].render(camera_frame(Image.new("RGB", (1441, 1081), colour)))
+    assert paths["planes"].path == "opencv"
+    for r in out:
+        pixels = decode(r.data)
+        assert np.abs(pixels - np.array(colour)).max() <= 3, (r.name, pixels[0, 0], colour)
+
+
+def test_the_conversion_is_jfif_within_one_level() -> None:
+    """Y, Cb and Cr as JFIF defines them: Y per pixel, Cb and Cr the mean of each 2x2
+    block (what libjpeg computes inside when it is given RGB)."""
+    rgb = np.random.default_rng(7).integers(0, 256, (64, 96, 3), np.uint8)
+    rgbx = np.dstack((rgb, np.zeros((64, 96), np.uint8)))
+    exact = jfif(rgb)
+    means = exact.reshape(32, 2, 48, 2, 3).mean(axis=(1, 3))
+    for source in (rgb, rgbx):
+        yuv, half = planes.from_rgb(source, pyramid.Buffers(), "t")
+        assert np.abs(yuv.y - exact[..., 0]).max() <= 1
+        # Averaged before the conversion (it is linear), rounded twice: 1.5 at most.
+        assert np.abs(yuv.u - means[..., 1]).max() <= 1.5
+        assert np.abs(yuv.v - means[..., 2]).max() <= 1.5
+        assert np.abs(half - means[..., 0]).max() <= 1.5  # Y halved: the next level
+
+
+def test_opencv_i420_would_be_wrong() -> None:
+    """Why the conversion is not cv2's RGB2YUV_I420: limited range (black is 16, not
+    0) and each 2x2 block's chroma from one pixel, not their mean."""
+    block = np.zeros((2, 2, 4), np.uint8)
+    block[0, 0] = (255, 0, 0, 0)
+    i420 = cv2.cvtColor(block, cv2.COLOR_RGBA2YUV_I420).ravel()
+    assert i420[1] == 16  # a black pixel's Y: limited range
+    assert i420[5] > 200  # V (Cr) of one red pixel among three black: not averaged
+    yuv, _ = planes.from_rgb(block, pyramid.Buffers(), "t")
+    assert yuv.y[0, 1] == 0 and abs(int(yuv.v[0, 0]) - round(128 + 0.5 * 255 / 4)) <= 1
+
+
+# --- odd sizes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(1441, 1080), (961, 720), (962, 721), (7, 5), (1, 1), (1, 3)])
+def test_odd_sizes_have_the_chroma_planes_jpeg_needs(size: tuple[int, int]) -> None:
+    """JPEG 4:2:0 chroma is ceil(w / 2) x ceil(h / 2); the last column (row) of an odd
+    size is the edge pixel's own chroma, as libjpeg pads it."""
+    w, h = size
+    rgb = np.random.default_rng(1).integers(0, 256, (h, w, 3), np.uint8)
+    yuv, _ = planes.from_rgb(np.dstack((rgb, rgb[..., :1])), pyramid.Buffers(), "t")
+    assert yuv.y.shape == (h, w) and yuv.u.shape == yuv.v.shape == ((h + 1) // 2, (w + 1) // 2)
+    padded = np.pad(jfif(rgb), ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    means = padded.reshape((h + 1) // 2, 2, (w + 1) // 2, 2, 3).mean(axis=(1, 3))
+    assert np.abs(yuv.y - jfif(rgb)[..., 0]).max() <= 1
+    assert np.abs(yuv.u - means[..., 1]).max() <= 1.5
+    assert np.abs(yuv.v - means[..., 2]).max() <= 1.5
+
+
+@pytest.mark.parametrize("size", [(1441, 1080), (961, 721), (640, 480), (1080, 1920)])
+def test_odd_and_portrait_variants_encode_and_match_the_rgbx_path(
+    paths: dict[str, Renderer], size: tuple[int, int]
+) -> None:
+    frame = camera_frame(photo_like(*size))
+    ours = paths["planes"].render(frame)
+    theirs = paths["rgbx"].render(frame)
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a.width, a.height) == (b.width, b.height)
+        x, y = decode(a.data), decode(b.data)
+        assert x.shape == (a.height, a.width, 3)
+        assert psnr(x, y) > 30, a.name  # two resamplings of the same frame
+
+
+# --- the decoded JPEGs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(4056, 3040), (2028, 1520), (1920, 1080)])
+def test_decoded_variants_hold_against_lanczos_like_the_rgbx_path(
+    paths: dict[str, Renderer], size: tuple[int, int]
+) -> None:
+    """What a viewer gets: each decoded variant within 1 dB of Pillow's BILINEAR from
+    full encoded by Pillow, and within 0.5 dB of the RGBX path's, against LANCZOS;
+    the full size as the RGBX path's JPEG (the conversion is libjpeg's own)."""
+    photo = photo_like(*size)
+    frame = camera_frame(photo)
+    ours = {(o.width, o.height): o for o in paths["planes"].render(frame)}
+    theirs = {(o.width, o.height): o for o in paths["rgbx"].render(frame)}
+    full = ours[size]
+    assert psnr(decode(full.data), decode(theirs[size].data)) > 44
+    assert abs(len(full.data) / len(theirs[size].data) - 1) < 0.01
+    for s, o in ours.items():
+        if s == size:
+            continue
+        reference = np.asarray(photo.resize(s, Image.Resampling.LANCZOS))
+        buf = io.BytesIO()
+        photo.resize(s, Image.Resampling.BILINEAR).save(buf, "JPEG", quality=85)
+        ours_db = psnr(decode(o.data), reference)
+        assert ours_db >= psnr(decode(buf.getvalue()), reference) - 1.0, s
+        assert ours_db >= psnr(decode(theirs[s].data), reference) - 0.5, s
+
+
+# --- lores planes --------------------------------------------------------------------------
+
+
+def lores_yuv(colour: tuple[int, int, int], size: tuple[int, int], stride: int) -> tuple[Any, ...]:
+    """YUV420 planes of a solid colour as a camera lends them: views with padded rows."""
+    w, h = size
+    y, cb, cr = (round(c) for c in jfif(np.array([[colour]], np.uint8))[0, 0])
+    buffer = np.zeros(stride * h * 3 // 2, np.uint8)
+    planes_ = (
+        buffer[: stride * h].reshape(h, stride)[:, :w],
+        buffer[stride * h : stride * h * 5 // 4].reshape(h // 2, stride // 2)[:, : w // 2],
+        buffer[stride * h * 5 // 4 :].reshape(h // 2, stride // 2)[:, : w // 2],
+    )
+    for plane, value in zip(planes_, (y, cb, cr), strict=True):
+        plane[...] = value
+    return planes_
+
+
+@pytest.mark.parametrize("use_opencv", [True, False])
+def test_lores_planes_feed_the_sizes_they_cover(use_opencv: bool) -> None:
+    """A camera's YUV420 lores stream, given only as planes, feeds the small variants
+    on both paths (the Pillow path converts it); the full frame feeds the rest."""
+    r = Renderer(VARIANTS, use_opencv=use_opencv)
+    try:
+        full = Image.new("RGB", (2028, 1520), (200, 0, 0))
+        lores = lores_yuv((0, 0, 200), (1014, 760), 1088)
+        out = {o.name: decode(o.data) for o in r.render(camera_frame(full, lores_planes=lores))}
+    finally:
+        r.close()
+    assert r.path == ("opencv" if use_opencv else "pillow")
+    assert np.abs(out["live.jpeg"][5, 5] - (200, 0, 0)).max() <= 4
+    assert np.abs(out["live1920x1080.jpeg"][5, 5] - (200, 0, 0)).max() <= 4
+    assert np.abs(out["live800x600.jpeg"][5, 5] - (0, 0, 200)).max() <= 4
+    assert np.abs(out["live320x240.jpeg"][5, 5] - (0, 0, 200)).max() <= 4
+
+
+def test_lores_planes_are_encoded_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variant of the lores stream's own size is its planes, not a conversion of them."""
+    from livecam import render
+
+    seen: list[Any] = []
+    original = render.encode_planes
+
+    def spy(pixels: Any, quality: int) -> bytes:
+        seen.append(pixels)
+        return original(pixels, quality)
+
+    monkeypatch.setattr(render, "encode_planes", spy)
+    lores = lores_yuv((10, 120, 240), (800, 600), 832)
+    r = Renderer((VariantConfig("a.jpeg", 800, 600),))
+    try:
+        r.render(camera_frame(Image.new("RGB", (2028, 1521)), lores_planes=lores))
+    finally:
+        r.close()
+    assert len(seen) == 1
+    assert all(np.shares_memory(a, b) for a, b in zip(seen[0], lores, strict=True))
+
+
+def test_planes_that_are_not_yuv420_are_a_render_error() -> None:
+    r = Renderer(VARIANTS)
+    try:
+        y = np.zeros((600, 800), np.uint8)
+        bad = (y, np.zeros((300, 401), np.uint8), np.zeros((300, 400), np.uint8))
+        with pytest.raises(RenderError, match=r"frame\.lores_planes are not YUV420 planes"):
+            r.render(camera_frame(Image.new("RGB", (1600, 1200)), lores_planes=bad))
+    finally:
+        r.close()
+
+
+def test_the_frame_is_not_read_after_render_returns(paths: dict[str, Renderer]) -> None:
+    """The conversion runs on two threads and the encodes on the pool: all of it is
+    done when `render` returns (the camera reuses the buffer at once)."""
+    frame = camera_frame(photo_like(2028, 1520))
+    first = [o.data for o in paths["planes"].render(frame)]
+    assert frame.array is not None
+    frame.array[...] = 0  # what the camera does with a released buffer
+    second = [o.data for o in paths["planes"].render(camera_frame(photo_like(2028, 1520)))]
+    assert first == second  # nothing of the zeroed buffer leaked into the kept arrays
