@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -682,7 +683,8 @@ def proc_status(pid: int) -> tuple[int, int]:
 
 
 def soak(tmp_path: Path, frames: int) -> dict[str, Any]:
-    target = Path("/dev/shm") / f"livecam-soak-{os.getpid()}"
+    shm = Path("/dev/shm")  # tmpfs, as a Pi's local target should be
+    target = (shm if shm.is_dir() else Path(tempfile.gettempdir())) / f"livecam-soak-{os.getpid()}"
     path = write_config(
         tmp_path,
         f"""
