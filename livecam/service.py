@@ -397,8 +397,10 @@ class Publisher:
                 idle = min(
                     j.seconds_until_due() for j in scheduler.jobs if isinstance(j, MonotonicJob)
                 )
-                if watchdog:
-                    idle = min(idle, watchdog)
+                if watchdog and idle > watchdog:
+                    # A long wait: feed systemd's watchdog meanwhile (frames feed it
+                    # otherwise, once each, in _frame_job).
+                    idle = watchdog
                     if self._healthy:
                         self.notifier.watchdog()
                 if idle > 0:

@@ -152,6 +152,45 @@ def test_run_speaks_sd_notify(tmp_path: Path, notify_socket: tuple[socket.socket
     assert all("\n" not in m.split("STATUS=", 1)[-1] for m in messages)
 
 
+def test_the_watchdog_is_fed_through_a_wait_longer_than_its_period(
+    tmp_path: Path, notify_socket: tuple[socket.socket, str]
+) -> None:
+    sock, path = notify_socket
+    cfg = write_config(
+        tmp_path,
+        f"""
+        [camera]
+        source = "test"
+        width = 320
+        height = 240
+        interval = 30
+        [target]
+        kind = "local"
+        path = "{tmp_path / "out"}"
+        """,
+    )
+    # WatchdogSec=1: half of it, 0.5 s, is far shorter than the 30 s interval.
+    env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen(
+        [sys.executable, str(PUBLISHER), "run", "-c", str(cfg)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        messages = receive(sock, time.monotonic() + 3.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    frames = [m for m in messages if m.startswith("WATCHDOG=1\nSTATUS=seq ")]
+    idle = [m for m in messages if m == "WATCHDOG=1"]
+    assert len(frames) == 1  # one frame in 3 s at interval 30
+    assert len(idle) >= 3, messages  # fed every 0.5 s while waiting for the next
+
+
 def test_notifier_reaches_an_abstract_socket_and_keeps_one_line_per_field() -> None:
     name = f"livecam-test-{os.getpid()}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
