@@ -8,9 +8,8 @@ upsamples the two chroma planes and converts YCbCr to RGB with the JFIF (full-ra
 BT.601) matrix, which is the sYCC colour space picamera2's still configuration asks
 libcamera for: no colour shift, and no copy before the conversion itself.
 
-`yuv420_to_rgbx` does the same with OpenCV when it is installed, 2.2x faster, into a
-numpy array. `yuv420_arrays` converts nothing: the planes as numpy views, which the
-renderer's planes path resizes and encodes as they are (PiCamera hands them over).
+`yuv420_arrays` converts nothing: the planes as numpy views, which the renderer's
+planes path resizes and encodes as they are (PiCamera hands them over).
 """
 
 from __future__ import annotations
@@ -77,26 +76,6 @@ def yuv420_arrays(
     u = flat[u_at : u_at + cstride * ch].reshape(ch, cstride)[:, :cw]
     v = flat[v_at : v_at + cstride * ch].reshape(ch, cstride)[:, :cw]
     return y, u, v
-
-
-def yuv420_to_rgbx(
-    buf: BufferLike, size: tuple[int, int], stride: int
-) -> tuple[Image.Image, np.ndarray]:
-    """As `yuv420_to_rgb`, by OpenCV: a new (height, width, 4) RGBX array and an "RGBX"
-    image over it (no copy). 2.5 ms instead of 5.6 at 1442x1080 here, the same colours
-    (within 1 of 255). Raises ImportError without numpy or OpenCV."""
-    import cv2
-
-    w, h = size
-    y, u, v = yuv420_arrays(buf, size, stride)
-    # Nearest-neighbour chroma, as in yuv420_to_rgb; YCrCb2RGB is the JFIF matrix (the
-    # YUV2RGB_I420 codes are BT.601 limited range: wrong for sYCC).
-    near = cv2.INTER_NEAREST
-    ycrcb = cv2.merge(
-        (y, cv2.resize(v, (w, h), interpolation=near), cv2.resize(u, (w, h), interpolation=near))
-    )
-    rgbx = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB, dstCn=4)
-    return Image.frombuffer("RGBX", (w, h), rgbx, "raw", "RGBX", 0, 1), rgbx
 
 
 def yuv420_to_rgb(buf: BufferLike, size: tuple[int, int], stride: int) -> Image.Image:
