@@ -13,13 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import schedule
 from PIL import Image
 
 from livecam import change, manifest
-from livecam.camera.base import Camera, Frame
+from livecam.camera.base import Camera, Frame, call_within
 from livecam.config import Config
 from livecam.errors import CameraError, CameraFatalError, PublishError, RenderError
 from livecam.manifest import ImageEntry
@@ -190,9 +190,9 @@ class Publisher:
         limit = self.cfg.camera.timeout + 2.0
         try:
             if self.camera is None:
-                self.camera = _bounded(self._open_camera, limit, "opening the camera")
+                self.camera = call_within(self._open_camera, limit, "opening the camera")
                 log.info("camera open: %s", self.camera.describe())
-            frame = _bounded(self.camera.capture, limit, "capture")
+            frame = call_within(self.camera.capture, limit, "capture")
             _check_frame(frame)
             return frame
         except CameraError:
@@ -207,7 +207,7 @@ class Publisher:
         if camera is not None:
             try:
                 # A camera that hung in capture may hang in close too: bounded as well.
-                _bounded(camera.close, self.cfg.camera.timeout, "closing the camera")
+                call_within(camera.close, self.cfg.camera.timeout, "closing the camera")
             except Exception:
                 log.warning("closing the camera failed", exc_info=True)
 
@@ -414,41 +414,6 @@ class Publisher:
         self.renderer.close()
         self.target.close()
         self.notifier.close()
-
-
-T = TypeVar("T")
-
-
-def _bounded(call: Callable[[], T], timeout: float, what: str) -> T:
-    """`call()` on a daemon thread, waiting at most `timeout` s; a call that hangs is
-    abandoned (a frame it returns late is released) and reported as a CameraError."""
-    box: list[tuple[bool, Any]] = []
-    done = threading.Event()
-    lock = threading.Lock()
-    abandoned = False
-
-    def run() -> None:
-        try:
-            outcome: tuple[bool, Any] = (True, call())
-        except BaseException as e:
-            outcome = (False, e)
-        with lock:
-            box.append(outcome)
-            done.set()
-            late = abandoned
-        if late and outcome[0] and isinstance(outcome[1], Frame):
-            outcome[1].release()
-
-    threading.Thread(target=run, name="camera-call", daemon=True).start()
-    if not done.wait(timeout):
-        with lock:
-            if not done.is_set():
-                abandoned = True
-                raise CameraError(f"{what} did not return within {timeout:g} s (camera hung?)")
-    ok, value = box[0]
-    if ok:
-        return cast(T, value)
-    raise value
 
 
 def _check_frame(frame: object) -> None:

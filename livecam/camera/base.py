@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from PIL import Image
+
+from livecam.errors import CameraError
 
 if TYPE_CHECKING:  # numpy is optional: cameras without it leave the arrays at None
     import numpy as np
@@ -91,3 +94,38 @@ class Camera(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+T = TypeVar("T")
+
+
+def call_within(call: Callable[[], T], timeout: float, what: str) -> T:
+    """`call()` on a daemon thread, waiting at most `timeout` s; a call that hangs is
+    abandoned (a frame it returns late is released) and reported as a CameraError."""
+    box: list[tuple[bool, Any]] = []
+    done = threading.Event()
+    lock = threading.Lock()
+    abandoned = False
+
+    def run() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, call())
+        except BaseException as e:
+            outcome = (False, e)
+        with lock:
+            box.append(outcome)
+            done.set()
+            late = abandoned
+        if late and outcome[0] and isinstance(outcome[1], Frame):
+            outcome[1].release()
+
+    threading.Thread(target=run, name="camera-call", daemon=True).start()
+    if not done.wait(timeout):
+        with lock:
+            if not done.is_set():
+                abandoned = True
+                raise CameraError(f"{what} did not return within {timeout:g} s (camera hung?)")
+    ok, value = box[0]
+    if ok:
+        return cast(T, value)
+    raise value

@@ -20,14 +20,13 @@ from __future__ import annotations
 import atexit
 import inspect
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from PIL import Image
 
-from livecam.camera.base import Camera, Frame
+from livecam.camera.base import Camera, Frame, call_within
 from livecam.camera.yuv import yuv420_arrays
 from livecam.config import CameraConfig, VariantConfig
 from livecam.errors import CameraError
@@ -423,15 +422,14 @@ class PiCamera(Camera):
                 except Exception as e:
                     errors.append(f"{getattr(step, '__name__', step)}: {e}")
 
-        thread = threading.Thread(target=shutdown, name="picamera2-close", daemon=True)
-        thread.start()
-        thread.join(self.cfg.timeout)
-        if thread.is_alive():
+        try:
+            call_within(shutdown, self.cfg.timeout, "closing the camera")
+        except CameraError:
             atexit.unregister(picam2.close)  # picamera2 registers it; do not hang the exit
             raise CameraError(
                 f"camera {self.cfg.camera_num} did not close within {self.cfg.timeout:g} s; "
                 "it stays busy until the process restarts"
-            )
+            ) from None
         if errors:
             raise CameraError("closing the camera: " + "; ".join(errors))
 
