@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from livecam import __version__, httpserver
 from livecam import config as config_mod
@@ -138,34 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {value!r}")
-    return port
+def _ranged(parse: Callable[[str], float], lo: float, hi: float, what: str) -> Callable[[str], Any]:
+    """An argparse type: `parse(value)` from `lo` to `hi`, else one line saying so."""
+
+    def check(value: str) -> Any:
+        try:
+            number = parse(value)
+        except ValueError:
+            number = None
+        if number is None or not lo <= number <= hi:
+            raise argparse.ArgumentTypeError(f"must be {what} from {lo} to {hi}, got {value!r}")
+        return number
+
+    return check
 
 
-def _interval(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1
-    if not 0 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError(f"must be seconds from 0 to 3600, got {value!r}")
-    return seconds
-
-
-def _rate(value: str) -> float:
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = -1
-    if not 0 <= rate <= 1000:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1000, got {value!r}")
-    return rate
+_port = _ranged(int, 0, 65535, "a port number")
+_interval = _ranged(float, 0, 3600, "seconds")
+_rate = _ranged(float, 0, 1000, "a number")
 
 
 def _size(value: str) -> tuple[int, int]:
