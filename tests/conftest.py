@@ -71,17 +71,29 @@ def run_cli(
     *args: str,
     timeout: float = 60,
     env: dict[str, str] | None = None,
+    base_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python3 publisher.py ARGS` as a user would."""
+    """Run `python3 publisher.py ARGS` as a user would, in `base_env` (default: this
+    process's environment) updated with `env`."""
     return subprocess.run(
         [sys.executable, str(PUBLISHER), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**(os.environ if base_env is None else base_env), **(env or {})},
         check=False,
     )
+
+
+def no_aws_env() -> dict[str, str]:
+    """This environment without any AWS credentials, files or instance role."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return env | {
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from livecam.service import Publisher
 from livecam.targets.local import LocalTarget
 from livecam.targets.s3 import S3Target
 
-from .conftest import PUBLISHER, MotoServer, s3_client, write_config
+from .conftest import PUBLISHER, MotoServer, run_cli, s3_client, write_config
 from .faultproxy import Fault, FaultProxy, manifest_never_ahead
 
 # --- helpers -----------------------------------------------------------------------------
@@ -432,13 +432,7 @@ def test_the_run_command_exits_non_zero_when_the_camera_gives_up(tmp_path: Path)
         path = "{tmp_path / "www"}"
         """,
     )
-    result = subprocess.run(
-        [sys.executable, str(PUBLISHER), "run", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("run", "-c", str(path))
     assert result.returncode == 1
     assert "camera failed 2 times in a row, giving up" in result.stderr
     assert "Traceback" not in result.stderr
@@ -524,13 +518,7 @@ def test_sigkill_mid_write_leaves_the_frame_intact(tmp_path: Path) -> None:
             proc.wait()
         published_frame_is_intact(target)
         leftovers += len(temp_files(target))
-    result = subprocess.run(
-        [sys.executable, str(PUBLISHER), "once", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("once", "-c", str(path))
     assert result.returncode == 0
     assert temp_files(target) == []
     published_frame_is_intact(target)
@@ -615,13 +603,7 @@ def test_sigkill_in_the_middle_of_a_write(tmp_path: Path) -> None:
     assert result.returncode == -signal.SIGKILL
     assert len(temp_files(target)) == 1  # half a JPEG, under its temp name
     assert published_frame_is_intact(target) == 1
-    result2 = subprocess.run(
-        [sys.executable, str(PUBLISHER), "once", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result2 = run_cli("once", "-c", str(path))
     assert result2.returncode == 0
     assert "removed 1 temp file(s) left by an earlier run" in result2.stderr
     assert temp_files(target) == []

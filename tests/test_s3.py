@@ -32,6 +32,7 @@ from .conftest import (
     S3_ENV,
     MotoServer,
     free_port,
+    no_aws_env,
     run_cli,
     s3_client,
     wait_for_port,
@@ -374,24 +375,7 @@ def test_check_explains_credential_problems(
 
 def test_no_credentials_is_explained(tmp_path: Path, moto_server: MotoServer) -> None:
     path = write_config(tmp_path, s3_toml(moto_server.url, "cam"))
-    env = {k: "" for k in S3_ENV} | {
-        "AWS_CONFIG_FILE": "/nonexistent",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-    }
-    env_clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    result = subprocess.run(
-        [sys.executable, str(PUBLISHER), "check", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env_clean
-        | {
-            "AWS_CONFIG_FILE": env["AWS_CONFIG_FILE"],
-            "AWS_SHARED_CREDENTIALS_FILE": env["AWS_SHARED_CREDENTIALS_FILE"],
-            "AWS_EC2_METADATA_DISABLED": "true",
-        },
-        check=False,
-    )
+    result = run_cli("check", "-c", str(path), base_env=no_aws_env())
     assert result.returncode == 1
     assert "no S3 credentials found" in result.stdout
 

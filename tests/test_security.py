@@ -31,6 +31,7 @@ from .conftest import (
     MotoServer,
     fetch,
     free_port,
+    no_aws_env,
     run_cli,
     wait_for_port,
     write_config,
@@ -64,29 +65,13 @@ def secret_config(tmp_path: Path, endpoint: str, bucket: str, mode: int = 0o600)
     return path
 
 
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return env | {
-        "AWS_CONFIG_FILE": "/nonexistent",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-
-
 def test_secrets_never_reach_output_or_objects(
     tmp_path: Path, moto_server: MotoServer, bucket: str
 ) -> None:
     outputs = []
     path = secret_config(tmp_path, moto_server.url, bucket)
     for args in (["once", "--verbose"], ["check", "--verbose"]):
-        r = subprocess.run(
-            [sys.executable, str(PUBLISHER), *args, "-c", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(),
-            check=False,
-        )
+        r = run_cli(*args, "-c", str(path), base_env=no_aws_env())
         assert r.returncode == 0, r.stdout + r.stderr
         outputs.append(r.stdout + r.stderr)
     # Failing paths: a missing bucket and an unreachable endpoint, at --verbose.
@@ -96,14 +81,7 @@ def test_secrets_never_reach_output_or_objects(
     ):
         bad = secret_config(tmp_path, endpoint, name)
         for args in (["once", "--verbose"], ["check", "--verbose"]):
-            r = subprocess.run(
-                [sys.executable, str(PUBLISHER), *args, "-c", str(bad)],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                env=clean_env(),
-                check=False,
-            )
+            r = run_cli(*args, "-c", str(bad), base_env=no_aws_env())
             assert r.returncode == 1
             outputs.append(r.stdout + r.stderr)
     # A running service at --verbose for a moment.
@@ -112,7 +90,7 @@ def test_secrets_never_reach_output_or_objects(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=clean_env(),
+        env=no_aws_env(),
     )
     time.sleep(2)
     proc.send_signal(signal.SIGTERM)
