@@ -44,6 +44,14 @@ def publisher_for(
     return Publisher(cfg, lambda: camera, LocalTarget(directory))
 
 
+def publishing(directory: Path, **kw: Any) -> Publisher:
+    """`publisher_for(directory, ...)` that has already put the page and frame 1 there."""
+    pub = publisher_for(directory, **kw)
+    pub.start()
+    pub.publish_next()
+    return pub
+
+
 @dataclass
 class Console:
     """Console errors and uncaught exceptions of a page, with the URL they name."""

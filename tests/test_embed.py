@@ -17,7 +17,7 @@ from .pagetools import (
     Nginx,
     docs_nginx_locations,
     open_page,
-    publisher_for,
+    publishing,
     shows,
     wait_for,
 )
@@ -63,9 +63,7 @@ def other_page(root: Path, body: str) -> None:
 def test_docs_nginx_config_sends_the_documented_headers(
     served_dir: Path, camera_host: Nginx
 ) -> None:
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     try:
         live = camera_host.url + "live/"
         status, headers, _ = fetch(live + "live.json")
@@ -88,9 +86,7 @@ def test_docs_nginx_config_sends_the_documented_headers(
 def test_the_page_works_under_the_documented_csp(
     served_dir: Path, camera_host: Nginx, browser: Any
 ) -> None:
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, _ = open_page(browser, camera_host.url + "live/")
     try:
         wait_for(page, shows(1), 5)
@@ -118,9 +114,7 @@ def test_embed_script_makes_images_on_another_origin_live(
 <img id="cam2" src="{fixed}" data-livecam="{live}" alt="Roof, large" width="1000" height="563">
 <script src="{live}live-embed.js" defer></script>""",
     )
-    pub = publisher_for(served_dir, size=(1280, 720))
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir, size=(1280, 720))
     page, console, requests = open_page(browser, site.url, 1400, 900)
     try:
         wait_for(page, f"{shows(1, img(1))} && {shows(1, img(2))}", 5)
@@ -162,9 +156,7 @@ def test_embed_script_without_cors_keeps_the_fixed_image(
      alt="Roof" width="400" height="225">
 <script src="{plain.url}live-embed.js" defer></script>""",
     )
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, _ = open_page(browser, site.url)
     try:
         wait_for(page, f"{img(1)}.dataset.livecamState === 'offline'", 5)
@@ -188,9 +180,7 @@ def test_embed_html_in_an_iframe_on_another_site(
         f"""<iframe id="frame" src="{live}embed.html" title="Roof camera"
         width="480" height="270" style="border:0"></iframe>""",
     )
-    pub = publisher_for(served_dir, size=(1280, 720))
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir, size=(1280, 720))
     page, console, _ = open_page(browser, site.url)
     try:
         wait_for(page, "window.frames.length === 1", 5)
@@ -216,9 +206,7 @@ def test_embed_html_in_an_iframe_on_another_site(
 def test_page_snippets_embed_this_camera_and_copy(
     served_dir: Path, camera_host: Nginx, browser: Any
 ) -> None:
-    pub = publisher_for(served_dir, size=(1280, 720), site={"title": 'Roof "north"'})
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir, size=(1280, 720), site={"title": 'Roof "north"'})
     live = camera_host.url + "live/"
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()

@@ -33,6 +33,7 @@ from .pagetools import (
     Nginx,
     open_page,
     publisher_for,
+    publishing,
     set_visibility,
     shown_seq,
     shows,
@@ -67,9 +68,7 @@ def test_page_shows_each_new_frame_within_interval_without_flicker(
     served_dir: Path, nginx: Any, browser: Any
 ) -> None:
     base = nginx(served_dir)
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, requests = open_page(browser, base)
     try:
         # Record every state of the image element: it must never be broken or empty.
@@ -114,9 +113,7 @@ def test_a_missing_or_corrupt_image_keeps_the_old_frame(
     served_dir: Path, nginx: Any, browser: Any
 ) -> None:
     base = nginx(served_dir)
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, requests = open_page(browser, base)
     try:
         wait_for(page, shows(1), 5)
@@ -150,9 +147,7 @@ def test_stopped_publisher_shows_stale_within_three_intervals(
 ) -> None:
     interval = 4.0  # no [site] stale_after: stale after max(3 × interval, 10 s) = 12 s
     base = nginx(served_dir)
-    pub = publisher_for(served_dir, interval=interval)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir, interval=interval)
     page, console, _ = open_page(browser, base)
     try:
         wait_for(page, shows(1), 5)
@@ -233,9 +228,7 @@ def test_hidden_tab_makes_no_requests_and_polls_at_once_when_visible(
     served_dir: Path, nginx: Any, browser: Any
 ) -> None:
     base = nginx(served_dir)
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, requests = open_page(browser, base)
     try:
         wait_for(page, shows(1), 5)
@@ -288,9 +281,7 @@ def test_page_loads_the_smallest_variant_that_covers(
     expected: str,
 ) -> None:
     base = nginx(served_dir)
-    pub = publisher_for(served_dir, size=(1920, 1080), variants=VARIANTS)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir, size=(1920, 1080), variants=VARIANTS)
     page, console, requests = open_page(browser, base, width, height, dpr)
     try:
         wait_for(page, shows(1), 5)
@@ -303,9 +294,7 @@ def test_page_loads_the_smallest_variant_that_covers(
 
 def test_variant_is_chosen_again_on_resize(served_dir: Path, nginx: Any, browser: Any) -> None:
     base = nginx(served_dir)
-    pub = publisher_for(served_dir, size=(1920, 1080), variants=VARIANTS)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir, size=(1920, 1080), variants=VARIANTS)
     page, console, requests = open_page(browser, base, 400, 800)
     try:
         wait_for(page, shows(1), 5)
@@ -335,9 +324,7 @@ def test_hostile_strings_in_the_manifest_render_as_text(
         "link": "javascript:window.__pwned = 4",
     }
     base = nginx(served_dir)
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     write_manifest(served_dir, {**json.loads((served_dir / "live.json").read_text()), **hostile})
     page, console, _ = open_page(browser, base)
     try:
@@ -373,9 +360,7 @@ def test_hostile_strings_in_the_manifest_render_as_text(
 
 def test_keyboard_opens_the_full_size_image(served_dir: Path, nginx: Any, browser: Any) -> None:
     base = nginx(served_dir)
-    pub = publisher_for(served_dir, size=(1280, 720))
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir, size=(1280, 720))
     page, console, _ = open_page(browser, base, 400, 800)
     try:
         wait_for(page, shows(1), 5)
@@ -405,9 +390,7 @@ def test_idle_viewer_gets_304s_from_a_content_etag_host(served_dir: Path, browse
     """The demo server's live.json ETag is an MD5, as on S3: polls of an unchanged
     manifest are conditional and answered 304, with no body."""
     server = httpserver.serve(served_dir, "127.0.0.1", 0)
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, requests = open_page(browser, server.url)
     try:
         wait_for(page, shows(1), 5)
@@ -436,9 +419,7 @@ def test_no_validator_is_sent_to_nginx(served_dir: Path, nginx: Any, browser: An
     """nginx's ETag is "mtime-size" with 1 s resolution: not safe for a manifest
     rewritten within a second, so the page does not revalidate against it."""
     base = nginx(served_dir)
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, requests = open_page(browser, base)
     try:
         wait_for(page, shows(1), 5)
@@ -454,9 +435,7 @@ def test_no_validator_is_sent_to_nginx(served_dir: Path, nginx: Any, browser: An
 
 def test_host_down_backs_off_without_a_request_storm(served_dir: Path, browser: Any) -> None:
     server = Nginx(served_dir).start()
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, requests = open_page(browser, server.url)
     try:
         wait_for(page, shows(1), 5)
@@ -487,9 +466,7 @@ def test_host_down_backs_off_without_a_request_storm(served_dir: Path, browser: 
 @pytest.mark.slow
 def test_backoff_is_capped_at_30_seconds(served_dir: Path, browser: Any) -> None:
     server = Nginx(served_dir).start()
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     page, console, requests = open_page(browser, server.url)
     try:
         wait_for(page, shows(1), 5)
@@ -550,9 +527,7 @@ def test_page_fetches_the_engine_itself_under_an_older_cached_index(
     """After an upgrade a browser may hold an index.html from before live-embed.js
     (S3 serves page files with max-age): live.js then loads the engine itself."""
     base = nginx(served_dir)
-    pub = publisher_for(served_dir)
-    pub.start()
-    pub.publish_next()
+    pub = publishing(served_dir)
     index = served_dir / "index.html"
     old = index.read_text().replace('<script src="live-embed.js" defer></script>\n', "")
     assert "live-embed.js" not in old
