@@ -112,8 +112,16 @@ def receive(sock: socket.socket, until: float) -> list[str]:
     return messages
 
 
-def test_run_speaks_sd_notify(tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
-    sock, path = notify_socket
+def run_notifying(
+    tmp_path: Path,
+    notify_path: str,
+    sock: socket.socket,
+    interval: float,
+    watchdog_usec: int,
+    seconds: float,
+) -> list[str]:
+    """`run` with the test camera under a NOTIFY_SOCKET for `seconds`, then SIGTERM
+    (exit 0 asserted); every message it sent."""
     cfg = write_config(
         tmp_path,
         f"""
@@ -121,13 +129,13 @@ def test_run_speaks_sd_notify(tmp_path: Path, notify_socket: tuple[socket.socket
         source = "test"
         width = 320
         height = 240
-        interval = 0.2
+        interval = {interval}
         [target]
         kind = "local"
         path = "{tmp_path / "out"}"
         """,
     )
-    env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "3000000"}
+    env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": str(watchdog_usec)}
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
         [sys.executable, str(PUBLISHER), "run", "-c", str(cfg)],
@@ -136,13 +144,19 @@ def test_run_speaks_sd_notify(tmp_path: Path, notify_socket: tuple[socket.socket
         stderr=subprocess.DEVNULL,
     )
     try:
-        messages = receive(sock, time.monotonic() + 2.5)
+        messages = receive(sock, time.monotonic() + seconds)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         messages += receive(sock, time.monotonic() + 0.5)
     finally:
         if proc.poll() is None:
             proc.kill()
+    return messages
+
+
+def test_run_speaks_sd_notify(tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
+    sock, path = notify_socket
+    messages = run_notifying(tmp_path, path, sock, 0.2, 3_000_000, 2.5)
     assert messages[0].startswith("READY=1\nSTATUS=publishing to local directory")
     frames = [m for m in messages if m.startswith("WATCHDOG=1\nSTATUS=seq ")]
     assert len(frames) >= 5  # one per published frame, each with the last publish
@@ -156,35 +170,8 @@ def test_the_watchdog_is_fed_through_a_wait_longer_than_its_period(
     tmp_path: Path, notify_socket: tuple[socket.socket, str]
 ) -> None:
     sock, path = notify_socket
-    cfg = write_config(
-        tmp_path,
-        f"""
-        [camera]
-        source = "test"
-        width = 320
-        height = 240
-        interval = 30
-        [target]
-        kind = "local"
-        path = "{tmp_path / "out"}"
-        """,
-    )
     # WatchdogSec=1: half of it, 0.5 s, is far shorter than the 30 s interval.
-    env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}
-    env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen(
-        [sys.executable, str(PUBLISHER), "run", "-c", str(cfg)],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        messages = receive(sock, time.monotonic() + 3.0)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    messages = run_notifying(tmp_path, path, sock, 30, 1_000_000, 3.0)
     frames = [m for m in messages if m.startswith("WATCHDOG=1\nSTATUS=seq ")]
     idle = [m for m in messages if m == "WATCHDOG=1"]
     assert len(frames) == 1  # one frame in 3 s at interval 30
