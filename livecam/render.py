@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from livecam.camera.base import Frame
+from livecam.camera.base import PIXEL_MODES, Frame
 from livecam.camera.yuv import checked_planes, planes_to_rgb
 from livecam.config import VariantConfig
 from livecam.errors import RenderError
@@ -217,7 +217,7 @@ class Renderer:
         if not wanted:
             return []
         full = frame.image
-        if full.mode not in ("RGB", "RGBX", "L"):
+        if full.mode not in PIXEL_MODES:
             raise RenderError(f"frame has pixel mode {full.mode!r}, expected RGB, RGBX or L")
         if full.width < 1 or full.height < 1:
             raise RenderError(f"frame has no pixels ({full.width}x{full.height})")
@@ -582,7 +582,7 @@ def _array(image: Image.Image) -> np.ndarray:
 
 
 def _same_kind(lores: Image.Image, full: Image.Image) -> bool:
-    return lores.mode in ("RGB", "RGBX", "L") and (lores.mode == "L") == (full.mode == "L")
+    return lores.mode in PIXEL_MODES and (lores.mode == "L") == (full.mode == "L")
 
 
 def _usable_lores(a: tuple[int, int], full: Image.Image) -> bool:

@@ -19,7 +19,7 @@ import schedule
 from PIL import Image
 
 from livecam import change, manifest
-from livecam.camera.base import Camera, Frame, call_within
+from livecam.camera.base import PIXEL_MODES, Camera, Frame, call_within
 from livecam.config import Config
 from livecam.errors import CameraError, CameraFatalError, PublishError, RenderError
 from livecam.manifest import ImageEntry
@@ -421,7 +421,7 @@ def _check_frame(frame: object) -> None:
     if not isinstance(frame, Frame) or not isinstance(frame.image, Image.Image):
         raise CameraError(f"camera returned {type(frame).__name__}, not a frame")
     image = frame.image
-    if image.mode not in ("RGB", "RGBX", "L"):
+    if image.mode not in PIXEL_MODES:
         frame.release()
         raise CameraError(f"camera returned pixels in mode {image.mode!r}, not RGB")
     if image.width < 16 or image.height < 16:

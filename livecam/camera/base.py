@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # numpy is optional: cameras without it leave the arrays at N
     import numpy as np
 
 
+# The Pillow modes a frame's image may have: what the renderer and the encoders take.
+PIXEL_MODES = ("RGB", "RGBX", "L")
+
+
 @dataclass
 class Frame:
     """One captured frame.
