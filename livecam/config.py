@@ -15,7 +15,7 @@ import shlex
 import stat
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -514,14 +514,13 @@ def _target(raw: Any) -> TargetConfig:
     return target
 
 
+# Keys that belong to one kind only, derived from the schema: a local target has
+# `path`; every other field but the shared ones is an S3 setting.
+_SHARED_KEYS = {"kind", "cache_control", "site_cache_control"}
 _KIND_KEYS = {
     "local": {"path"},
-    "s3": {
-        "bucket", "prefix", "endpoint_url", "region", "addressing_style", "acl",
-        "storage_class", "profile", "access_key_id", "secret_access_key",
-        "connect_timeout", "read_timeout", "max_attempts", "workers",
-    },
-}  # fmt: skip
+    "s3": {f.name for f in fields(TargetConfig)} - _SHARED_KEYS - {"path"},
+}
 
 
 def _publish(raw: Any) -> PublishConfig:
