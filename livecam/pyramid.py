@@ -105,15 +105,17 @@ class Pyramid:
                 return k
             k += 1
 
-    def resize(self, size: Size, pixels: int | None = None) -> np.ndarray:
-        """`size` made from the smallest level that covers it, in one step (`pixels`:
-        see `step`)."""
+    def resize(
+        self, size: Size, pixels: int | None = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """`size` made from the smallest level that covers it, in one step (`pixels`,
+        `out`: see `step`); a view of a level when it has the size already."""
         source = self.source_for(size)
         if source.shape[1] - size[0] <= 1 and source.shape[0] - size[1] <= 1:
             # The size itself, or a pixel larger (an even-sized lores stream for an odd
             # variant, 1442x1080 for 1441x1080): a view, not a 3 ms near-1x resample.
             return source[: size[1], : size[0]]
-        return step(source, size, self._buffers, (self._name, size), pixels)
+        return step(source, size, self._buffers, (self._name, size), pixels, out)
 
     def _level(self, k: int) -> np.ndarray:
         while len(self.levels) <= k:
@@ -188,14 +190,21 @@ def halve(source: np.ndarray, times: int, buffers: Buffers, name: object) -> np.
 
 
 def step(
-    source: np.ndarray, size: Size, buffers: Buffers, name: object, pixels: int | None = None
+    source: np.ndarray,
+    size: Size,
+    buffers: Buffers,
+    name: object,
+    pixels: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """`source` shrunk to `size` by a factor below 2 (see the constants above). `pixels`
-    is the output image's size the filter is chosen for, when `size` is a chroma plane
-    of it (a quarter of its pixels): both planes of an image take the same filter."""
+    """`source` shrunk to `size` by a factor below 2 (see the constants above), into
+    `out` when given (a view of the right shape, any row stride), else into `buffers`.
+    `pixels` is the output image's size the filter is chosen for, when `size` is a
+    chroma plane of it (a quarter of its pixels): both planes of an image take the
+    same filter."""
     w, h = size
     channels = source.shape[2:]
-    dst = buffers.get(name, (h, w, *channels))
+    dst = buffers.get(name, (h, w, *channels)) if out is None else out
     factor = min(source.shape[1] / w, source.shape[0] / h)
     if factor < CUBIC_BELOW:
         return cv2.resize(source, size, dst=dst, interpolation=cv2.INTER_CUBIC)
