@@ -49,6 +49,11 @@ class Planes(NamedTuple):
     def size(self) -> Size:
         return self.y.shape[1], self.y.shape[0]
 
+    def rows(self, top: int, bottom: int) -> Planes:
+        """Image rows top..bottom (top even), as views."""
+        return Planes(self.y[top:bottom], self.u[top // 2 : (bottom + 1) // 2],
+                      self.v[top // 2 : (bottom + 1) // 2])  # fmt: skip
+
 
 def chroma_size(size: Size) -> Size:
     """The chroma planes' size for an image of `size`, as JPEG 4:2:0 has them."""
