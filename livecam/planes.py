@@ -29,12 +29,15 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from livecam import pyramid
+from livecam import pyramid, turbo
 from livecam.pyramid import Buffers, Size
 
 # Output rows of the half-size planes per strip: the strip's source rows (64 at 4056
 # pixels wide, 1 MiB) stay in the cache between the luma pass and the halving.
 STRIP_ROWS = 64
+# libjpeg-turbo's conversion when libturbojpeg is installed (livecam/turbo.py); False
+# forces OpenCV's (the bench compares them).
+USE_TURBO = True
 
 
 class Planes(NamedTuple):
@@ -84,6 +87,9 @@ def from_rgb(
         buffers.get((name, "v"), (ch, cw)),
     )
     half = buffers.get((name, "y/2"), (h2, w2))
+    if turbo.available() and USE_TURBO:
+        _from_rgb_turbo(array, y, out, half, split)
+        return out, half
     gray = cv2.COLOR_RGBA2GRAY if array.shape[2] == 4 else cv2.COLOR_RGB2GRAY
 
     def convert(top: int, bottom: int) -> None:
@@ -107,6 +113,28 @@ def from_rgb(
     _odd_edges(array, out, gray)
     _pad_edge(y, (w, h))
     return out, half
+
+
+def _from_rgb_turbo(
+    array: np.ndarray, y: np.ndarray, out: Planes, half: np.ndarray, split: RowSplitter
+) -> None:
+    """`from_rgb` by libjpeg-turbo (livecam/turbo.py), in bands of rows the threads share:
+    it pads Y and fills the chroma of odd edges itself, as its encoder would. Each band's
+    Y is halved while its rows are still in the cache."""
+    h, w = array.shape[:2]
+    h2, w2 = h // 2, w // 2
+
+    def convert(top: int, bottom: int) -> None:
+        a, b = 2 * top, h if bottom == h2 else 2 * bottom  # the last band: an odd row too
+        turbo.to_planes(array[a:b], y[a:], out.u[top:], out.v[top:])
+        if w2 and bottom > top:
+            rows = y[2 * top : 2 * bottom, : 2 * w2]
+            cv2.resize(rows, (w2, bottom - top), dst=half[top:bottom], interpolation=cv2.INTER_AREA)
+
+    if h2:
+        split(h2, max(w2, 1), convert)
+    else:  # one row
+        turbo.to_planes(array, y, out.u, out.v)
 
 
 def _split_in_place() -> bool:

@@ -430,6 +430,7 @@ class Alternatives:
         self.rgbx = Renderer(VARIANTS, threads=threads, use_planes=False)
         self.rgbx_one = Renderer(VARIANTS, threads=1, use_planes=False)
         self.pillow = Renderer(VARIANTS, threads=threads, use_opencv=False)
+        self.other = Renderer(VARIANTS, threads=threads)
         now = datetime.now(UTC)
         # picamera2's ISP lores stream, at the largest variant below full size: free on a
         # Pi (the ISP scales), so it is made here before timing, LANCZOS standing in.
@@ -456,6 +457,14 @@ class Alternatives:
                         Frame(full, now, array=array)
                     ),
                     "pipeline, RGBX arrays, Pillow encoder": with_pillow_encoder,
+                    "pipeline, OpenCV's conversion": lambda: self.without(
+                        render.planes, "USE_TURBO", False
+                    ),
+                    "pipeline, full size in one piece": lambda: self.without(
+                        render, "STRIPS_OUTWEIGH", math.inf
+                    ),
+                    "conversion: libjpeg-turbo (ours)": lambda: self.conversion(True),
+                    "conversion: OpenCV": lambda: self.conversion(False),
                     "resize: planes, conversion + pyramid + step (ours)": lambda: self.planes(),
                     "resize: RGBX pyramid + step (before)": lambda: self.pyramid(),
                     "resize: pyramid + LINEAR only": lambda: self.pyramid_linear(),
@@ -479,6 +488,7 @@ class Alternatives:
     def close(self) -> None:
         for r in (self.one, self.pillow_one, self.many, self.pillow, self.rgbx, self.rgbx_one):
             r.close()
+        self.other.close()
 
     # Pillow
 
@@ -504,6 +514,25 @@ class Alternatives:
                 made.append(render._shrink(image, s, self.pillow._split))
 
     # OpenCV: the arrays as made (timed); quality() converts them
+
+    def without(self, module: Any, name: str, value: object) -> None:
+        """The pipeline with one of its module settings changed (its own renderer)."""
+        saved = getattr(module, name)
+        setattr(module, name, value)
+        try:
+            self.other.render(Frame(self.full, datetime.now(UTC), array=self.buffer))
+        finally:
+            setattr(module, name, saved)
+
+    def conversion(self, use_turbo: bool) -> None:
+        """The frame to planes alone, by libjpeg-turbo (when installed) or OpenCV."""
+        assert render.planes is not None
+        saved, render.planes.USE_TURBO = render.planes.USE_TURBO, use_turbo
+        try:
+            render.planes.from_rgb(self.buffer, self.buffers, "frame")
+        finally:
+            render.planes.USE_TURBO = saved
+            self.buffers.end_frame()
 
     def pyramid(self) -> dict[tuple[int, int], np.ndarray]:
         assert render.pyramid is not None

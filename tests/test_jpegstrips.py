@@ -60,7 +60,8 @@ def test_joined_strips_decode_as_one_encode_does(size: tuple[int, int], parts: i
     joined = encode_in_strips(pixels, parts)
     assert np.array_equal(pixels_of(joined), pixels_of(whole))  # Pillow's libjpeg
     assert np.array_equal(simplejpeg.decode_jpeg(joined), simplejpeg.decode_jpeg(whole))
-    assert abs(len(joined) - len(whole)) < 16 * parts  # a marker and a partial byte each
+    # A marker and a partial byte each, and a DC coded afresh; give and take.
+    assert abs(len(joined) - len(whole)) < 64 * parts + len(whole) // 1000
 
 
 def test_the_join_is_one_baseline_scan_with_a_restart_interval() -> None:

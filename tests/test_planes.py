@@ -23,7 +23,7 @@ cv2 = pytest.importorskip("cv2")
 if not planes_encoder():
     pytest.skip("simplejpeg cannot encode planes here", allow_module_level=True)
 
-from livecam import planes, pyramid  # noqa: E402 - needs numpy and OpenCV
+from livecam import planes, pyramid, turbo  # noqa: E402 - needs numpy and OpenCV
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 VARIANTS = (
@@ -94,7 +94,16 @@ def test_solid_colours_come_back_from_every_variant(
         assert np.abs(pixels - np.array(colour)).max() <= 3, (r.name, pixels[0, 0], colour)
 
 
-def test_the_conversion_is_jfif_within_one_level() -> None:
+@pytest.fixture(params=["opencv", "libjpeg-turbo"])
+def converter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each conversion the planes path has: OpenCV's passes, libjpeg-turbo's own."""
+    if request.param == "libjpeg-turbo" and not turbo.available():
+        pytest.skip("libturbojpeg is not installed")
+    monkeypatch.setattr(planes, "USE_TURBO", request.param == "libjpeg-turbo")
+    return str(request.param)
+
+
+def test_the_conversion_is_jfif_within_one_level(converter: str) -> None:
     """Y, Cb and Cr as JFIF defines them: Y per pixel, Cb and Cr the mean of each 2x2
     block (what libjpeg computes inside when it is given RGB)."""
     rgb = np.random.default_rng(7).integers(0, 256, (64, 96, 3), np.uint8)
@@ -110,7 +119,7 @@ def test_the_conversion_is_jfif_within_one_level() -> None:
         assert np.abs(half - means[..., 0]).max() <= 1.5  # Y halved: the next level
 
 
-def test_opencv_i420_would_be_wrong() -> None:
+def test_opencv_i420_would_be_wrong(converter: str) -> None:
     """Why the conversion is not cv2's RGB2YUV_I420: limited range (black is 16, not
     0) and each 2x2 block's chroma from one pixel, not their mean."""
     block = np.zeros((2, 2, 4), np.uint8)
@@ -126,9 +135,10 @@ def test_opencv_i420_would_be_wrong() -> None:
 
 
 @pytest.mark.parametrize("size", [(1441, 1080), (961, 720), (962, 721), (7, 5), (1, 1), (1, 3)])
-def test_odd_sizes_have_the_chroma_planes_jpeg_needs(size: tuple[int, int]) -> None:
+def test_odd_sizes_have_the_chroma_planes_jpeg_needs(size: tuple[int, int], converter: str) -> None:
     """JPEG 4:2:0 chroma is ceil(w / 2) x ceil(h / 2); the last column (row) of an odd
-    size is the edge pixel's own chroma, as libjpeg pads it."""
+    size is the edge pixel's own chroma, as libjpeg pads it; Y's padding (which the
+    encoder reads) repeats the edge."""
     w, h = size
     rgb = np.random.default_rng(1).integers(0, 256, (h, w, 3), np.uint8)
     yuv, _ = planes.from_rgb(np.dstack((rgb, rgb[..., :1])), pyramid.Buffers(), "t")
@@ -138,6 +148,9 @@ def test_odd_sizes_have_the_chroma_planes_jpeg_needs(size: tuple[int, int]) -> N
     assert np.abs(yuv.y - jfif(rgb)[..., 0]).max() <= 1
     assert np.abs(yuv.u - means[..., 1]).max() <= 1.5
     assert np.abs(yuv.v - means[..., 2]).max() <= 1.5
+    whole = yuv.y.base if yuv.y.base is not None else yuv.y
+    y = whole[: h + h % 2, : w + w % 2]
+    assert np.array_equal(y, np.pad(yuv.y, ((0, h % 2), (0, w % 2)), mode="edge"))
 
 
 @pytest.mark.parametrize("size", [(1441, 1080), (961, 721), (640, 480), (1080, 1920)])
