@@ -323,7 +323,13 @@ class Renderer:
             if self.use_planes:
                 # Converted once, on both threads: the encodes and resizes that follow
                 # handle 1.5 bytes a pixel instead of 4, and no encode converts again.
-                top, half = planes.from_rgb(array, buffers, "frame", self._split_rows)
+                lores_size = lores.size if lores is not None else None
+                if lores_planes is not None:
+                    lores_size = lores_planes.size
+                half_needed = planes.needs_half(full.size, smaller, lores_size)
+                top, half = planes.from_rgb(
+                    array, buffers, "frame", self._split_rows, want_half=half_needed
+                )
                 if lores_planes is None and lores is not None:
                     rgb = lores_array if lores_array is not None else _array(lores)
                     lores_planes, _ = planes.from_rgb(rgb, buffers, "lores")

@@ -105,6 +105,20 @@ class Timing:
         return statistics.median(self.cpu) * 1000
 
 
+# Larger than the caches a job could leave warm for the next (this VM: 4 MiB of L2 per
+# core; a Pi 4: 1 MiB of L2 in all).
+_EVICT = np.empty(32 << 20, np.uint8)
+
+
+def evict_caches() -> None:
+    """Write over the CPU caches before each timed job, so that every job starts as a
+    frame fresh from the camera does (its pixels in memory, not in a cache) and none
+    gains or loses by the job before it. Without this, each job's time depended on its
+    fixed predecessor in the rotation: the same pipeline measured 11.7 or 13.0 ms of
+    CPU at 1080p depending on what ran just before it."""
+    _EVICT.fill(1)
+
+
 def camera_frame(image: Image.Image) -> tuple[Image.Image, np.ndarray]:
     """`image` as picamera2 lends an XBGR8888 buffer: "RGBX" over the array, no copy."""
     rgbx = np.asarray(image.convert("RGBX"))
@@ -392,6 +406,7 @@ def bench_size(
         for i in range(runs):
             log(f"  run {i + 1}/{runs}")
             for timing, fn in jobs[i % len(jobs) :] + jobs[: i % len(jobs)]:
+                evict_caches()
                 with timing.measure():
                     fn()
     finally:

@@ -273,3 +273,37 @@ def test_the_frame_is_not_read_after_render_returns(paths: dict[str, Renderer]) 
     frame.array[...] = 0  # what the camera does with a released buffer
     second = [o.data for o in paths["planes"].render(camera_frame(photo_like(2028, 1520)))]
     assert first == second  # nothing of the zeroed buffer leaked into the kept arrays
+
+
+# --- a variant from a larger one -----------------------------------------------------------
+
+
+def test_a_size_comes_from_a_larger_variant_where_that_spares_a_pyramid_level() -> None:
+    """1080p's 800x450 would be a bicubic step from Y halved (960x540), a level nothing
+    else needs: it is one bilinear step from 1280x720 instead, and Y halved is never
+    made. Where the level is needed anyway (2028x1520, 12 MP), nothing changes."""
+    hd = {(1280, 720), (800, 450), (320, 180)}
+    assert planes.plan_cascades((1920, 1080), hd, None) == {(800, 450): (1280, 720)}
+    assert not planes.needs_half((1920, 1080), hd)
+    four_three = {(1441, 1080), (961, 720), (800, 600), (320, 240)}
+    for frame in ((2028, 1520), (4056, 3040)):
+        assert planes.plan_cascades(frame, four_three, None) == {}
+        assert planes.needs_half(frame, four_three)
+    # The ISP's lores copy covers 800x450: it comes from there, as before.
+    assert planes.plan_cascades((1920, 1080), hd, (800, 450)) == {}
+    # An odd-sized variant is no source (its chroma's edge is padding).
+    assert planes.plan_cascades((1921, 1081), {(1281, 721), (800, 450)}, None) == {}
+
+
+def test_the_variant_step_keeps_colours_and_quality(paths: dict[str, Renderer]) -> None:
+    photo = photo_like(1920, 1080)
+    frame = camera_frame(photo)
+    ours = {(o.width, o.height): o for o in paths["planes"].render(frame)}
+    reference = np.asarray(photo.resize((800, 450), Image.Resampling.LANCZOS))
+    bilinear = io.BytesIO()
+    photo.resize((800, 450), Image.Resampling.BILINEAR).save(bilinear, "JPEG", quality=85)
+    ours_db = psnr(decode(ours[(800, 450)].data), reference)
+    assert ours_db >= psnr(decode(bilinear.getvalue()), reference) - 1.0
+    red = camera_frame(Image.new("RGB", (1920, 1080), (250, 30, 20)))
+    small = next(o for o in paths["planes"].render(red) if (o.width, o.height) == (800, 450))
+    assert np.abs(decode(small.data) - np.array([250, 30, 20])).max() <= 3
