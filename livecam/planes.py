@@ -7,7 +7,9 @@ each size is resized as three planes (livecam/pyramid.py, one pyramid per plane)
 encoded from them (`simplejpeg.encode_jpeg_yuv_planes`: no colour conversion and no
 chroma downsampling in the encoder). A Pi camera's lores stream already is such planes.
 
-The conversion (`from_rgb`) takes what libjpeg computes, within 1 of 255:
+The conversion (`from_rgb`) is libjpeg-turbo's own where libturbojpeg is installed
+(livecam/turbo.py: the planes its encoder would make of the RGB). Without it, OpenCV
+takes what libjpeg computes, within 1 of 255:
 
 - Y at full size with OpenCV's RGB to grey, the same BT.601 weights, rounded;
 - the frame halved with INTER_AREA (2x2 means), then OpenCV's `RGB2YCrCb`, which is

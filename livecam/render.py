@@ -5,15 +5,18 @@ Pi, so the work per frame is kept close to the floor, the time to JPEG-encode ea
 output once (docs/performance.md has the figures; `scripts/bench.py` reproduces them).
 
 When OpenCV, numpy and simplejpeg import and the frame carries its pixels as a numpy
-`array`, the frame is converted once to what a JPEG holds, YCbCr 4:2:0 planes (two
-threads, in row strips), and everything after works on the planes (livecam/planes.py):
-a halving pyramid and one short step per size (livecam/pyramid.py), each plane a
-third or less of RGBX's bytes, then simplejpeg encodes the planes as they are, without
-the colour conversion and chroma downsampling it would otherwise repeat per variant.
-simplejpeg releases the GIL, so two encodes run at once: a pool thread encodes the
-full size while the calling thread resizes. A camera's YUV420 lores stream is used as
-the planes it is. (With `use_planes=False`, or a simplejpeg without planes, the same
-pyramid resizes the RGBX array and the arrays are encoded.)
+`array`, the frame is converted once to what a JPEG holds, YCbCr 4:2:0 planes (by
+libjpeg-turbo's own conversion where libturbojpeg is installed, else OpenCV's; two
+threads, in bands of rows), and everything after works on the planes
+(livecam/planes.py): a halving pyramid and one short step per size
+(livecam/pyramid.py), each plane a third or less of RGBX's bytes, then simplejpeg
+encodes the planes as they are, without the colour conversion and chroma downsampling
+it would otherwise repeat per variant. simplejpeg releases the GIL, so two encodes run
+at once: a pool thread encodes the full size (a large frame's in strips that both
+threads share, joined by restart markers: livecam/jpegstrips.py) while the calling
+thread resizes. A camera's YUV420 lores stream is used as the planes it is. (With
+`use_planes=False`, or a simplejpeg without planes, the same pyramid resizes the RGBX
+array and the arrays are encoded.)
 
 Otherwise Pillow does it all:
 
