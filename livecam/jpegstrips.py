@@ -38,6 +38,8 @@ def plan(width: int, height: int, parts: int) -> tuple[list[int], int]:
     # a 1-row 4:2:0 image), another header: it goes with a longer interval.
     while per < mcu_rows and height - (mcu_rows - 1) // per * per * MCU_ROWS < 2:
         per += 1
+    if per * mcus_across > _MAX_INTERVAL:  # only at widths of 65,000 and more
+        return [0, height], mcu_rows * mcus_across
     edges = [min(height, k * per * MCU_ROWS) for k in range(-(-mcu_rows // per) + 1)]
     return edges, per * mcus_across
 
@@ -58,15 +60,34 @@ def join(parts: Sequence[bytes], height: int, interval: int) -> bytes:
     sos = _sos(parts[0], len(header))
     same = _with_height(header, sof_at, 0)
     out = [_with_height(header, sof_at, height), struct.pack(">HHH", 0xFFDD, 4, interval), sos]
+    mcu_width, mcu_height = _mcu(header, sof_at)
+    (width,) = struct.unpack_from(">H", header, sof_at + 7)
+    across = -(-width // mcu_width)
+    rows = 0
     for k, part in enumerate(parts):
         start, at = _header(part)
         if _with_height(start, at, 0) != same or _sos(part, len(start)) != sos:
             raise ValueError(f"strip {k} has other tables or settings than strip 0")
+        (strip_height,) = struct.unpack_from(">H", start, at + 5)
+        mcus = -(-strip_height // mcu_height) * across
+        last = k + 1 == len(parts)
+        if mcus > interval or (not last and (mcus != interval or strip_height % mcu_height)):
+            raise ValueError(f"strip {k} is {mcus} MCUs, not the interval's {interval}")
+        rows += strip_height
         if part[-2:] != b"\xff\xd9":
             raise ValueError(f"strip {k} does not end with EOI")
         out.append(part[len(start) + len(sos) : -2])
         out.append(bytes((0xFF, _RST0 + k % 8)) if k + 1 < len(parts) else b"\xff\xd9")
+    if rows != height:
+        raise ValueError(f"the strips are {rows} rows high, not {height}")
     return b"".join(out)
+
+
+def _mcu(header: bytes, sof_at: int) -> tuple[int, int]:
+    """The MCU's width and height in pixels, from SOF0's sampling factors."""
+    (count,) = struct.unpack_from(">B", header, sof_at + 9)
+    factors = [header[sof_at + 11 + 3 * i] for i in range(count)]
+    return 8 * max(f >> 4 for f in factors), 8 * max(f & 15 for f in factors)
 
 
 def _header(jpeg: bytes) -> tuple[bytes, int]:

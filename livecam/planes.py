@@ -93,10 +93,11 @@ def from_rgb(
         buffers.get((name, "u"), (ch, cw)),
         buffers.get((name, "v"), (ch, cw)),
     )
-    half = buffers.get((name, "y/2"), (h2, w2))
     if turbo.available() and USE_TURBO:
-        _from_rgb_turbo(array, y, out, half if want_half else None, split)
-        return out, half if want_half else None
+        wanted = buffers.get((name, "y/2"), (h2, w2)) if want_half else None
+        _from_rgb_turbo(array, y, out, wanted, split)
+        return out, wanted
+    half = buffers.get((name, "y/2"), (h2, w2))
     gray = cv2.COLOR_RGBA2GRAY if array.shape[2] == 4 else cv2.COLOR_RGB2GRAY
 
     def convert(top: int, bottom: int) -> None:
@@ -316,6 +317,8 @@ def plan_cascades(frame: Size, sizes: Iterable[Size], lores: Size | None) -> dic
         level = _level_of(frame, size)[1]
         if k < 1 or min(level[0] / size[0], level[1] / size[1]) >= pyramid.CUBIC_BELOW:
             continue
+        if level[0] - size[0] <= 1 and level[1] - size[1] <= 1:
+            continue  # the level is the size already: a view, no step at all
         if any(j >= k for s, j in used.items() if s != size and s not in out):
             continue
         sources = [
@@ -391,7 +394,10 @@ def _chroma(levels: pyramid.Pyramid, size: Size, buffers: Buffers, name: object)
             dst[:rows, cols:] = dst[:rows, cols - 1 : cols]
             dst[rows:] = dst[rows - 1]
             return dst
-    made = cv2.resize(source, None, fx=fx, fy=fy, interpolation=interpolation)
+    if rows and cols:
+        made = cv2.resize(source, None, fx=fx, fy=fy, interpolation=interpolation)
+    else:  # under one sample across or down (a 1x1 variant): one, at least
+        made = cv2.resize(source, (max(cols, 1), max(rows, 1)), interpolation=cv2.INTER_AREA)
     rows, cols = min(made.shape[0], ch), min(made.shape[1], cw)
     cv2.copyMakeBorder(made[:rows, :cols], 0, ch - rows, 0, cw - cols, cv2.BORDER_REPLICATE,
                        dst=dst)  # fmt: skip

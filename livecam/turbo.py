@@ -36,13 +36,17 @@ def _load() -> ctypes.CDLL | None:
             continue
         try:
             lib = ctypes.CDLL(name)  # a CDLL call releases the GIL
-            encode = lib.tjEncodeYUVPlanes
+            # tjGetErrorStr2 is 2.0's (tjEncodeYUVPlanes 1.4's): older ones are not used.
+            encode, init, error = lib.tjEncodeYUVPlanes, lib.tjInitCompress, lib.tjGetErrorStr2
+            destroy = lib.tjDestroy
         except (OSError, AttributeError):
             continue
-        lib.tjInitCompress.restype = ctypes.c_void_p
-        lib.tjInitCompress.argtypes = []
-        lib.tjGetErrorStr2.restype = ctypes.c_char_p
-        lib.tjGetErrorStr2.argtypes = [ctypes.c_void_p]
+        init.restype = ctypes.c_void_p
+        init.argtypes = []
+        error.restype = ctypes.c_char_p
+        error.argtypes = [ctypes.c_void_p]
+        destroy.restype = ctypes.c_int
+        destroy.argtypes = [ctypes.c_void_p]
         encode.restype = ctypes.c_int
         encode.argtypes = [
             ctypes.c_void_p,  # handle
@@ -62,6 +66,20 @@ def _load() -> ctypes.CDLL | None:
 
 _lib = _load()
 _local = threading.local()
+
+
+class _Handle:
+    """A thread's TurboJPEG compressor, destroyed with the thread's locals."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        self.value = lib.tjInitCompress()
+        if not self.value:
+            raise MemoryError("libjpeg-turbo could not make a compressor")
+
+    def __del__(self) -> None:
+        if getattr(self, "value", None):
+            self._lib.tjDestroy(self.value)
 
 
 def available() -> bool:
@@ -91,6 +109,7 @@ def to_planes(rgb: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> N
     for plane, rows, cols in ((y, 2 * ch, 2 * cw), (u, ch, cw), (v, ch, cw)):
         if (
             plane.dtype.name != "uint8"
+            or not plane.flags.writeable
             or plane.ndim != 2
             or plane.strides[1] != 1
             or plane.strides[0] < cols
@@ -101,11 +120,10 @@ def to_planes(rgb: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> N
                 f"a {plane.shape} {plane.dtype} plane (strides {plane.strides}) cannot take"
                 f" {cols}x{rows} uint8"
             )
-    handle = getattr(_local, "handle", None)
-    if handle is None:
-        handle = _local.handle = _lib.tjInitCompress()
-        if not handle:
-            raise MemoryError("libjpeg-turbo could not make a compressor")
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = _Handle(_lib)
+    handle = compressor.value
     planes = (ctypes.c_void_p * 3)(y.ctypes.data, u.ctypes.data, v.ctypes.data)
     strides = (ctypes.c_int * 3)(y.strides[0], u.strides[0], v.strides[0])
     pixel_format = _TJPF[channels]

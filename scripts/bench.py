@@ -462,6 +462,8 @@ class Alternatives:
                 with pillow_encoder():
                     self.rgbx.render(Frame(full, now, array=array))
 
+            if render.planes is not None and render.planes.turbo.available():
+                self.jobs["conversion: libjpeg-turbo (ours)"] = lambda: self.conversion(True)
             self.jobs.update(
                 {
                     "pipeline, threads=1": lambda: self.one.render(Frame(full, now, array=array)),
@@ -476,9 +478,8 @@ class Alternatives:
                         render.planes, "USE_TURBO", False
                     ),
                     "pipeline, full size in one piece": lambda: self.without(
-                        render, "STRIPS_OUTWEIGH", math.inf
+                        render, "STRIPS_OUTWEIGH", 10**9
                     ),
-                    "conversion: libjpeg-turbo (ours)": lambda: self.conversion(True),
                     "conversion: OpenCV": lambda: self.conversion(False),
                     "resize: planes, conversion + pyramid + step (ours)": lambda: self.planes(),
                     "resize: RGBX pyramid + step (before)": lambda: self.pyramid(),

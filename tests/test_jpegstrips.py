@@ -90,6 +90,8 @@ def test_plan_cuts_whole_mcu_rows_within_the_restart_interval_limit() -> None:
     edges, interval = jpegstrips.plan(20000, 8000, 2)
     assert interval <= 0xFFFF and len(edges) - 1 > 2
     assert all(e % 16 == 0 for e in edges[:-1]) and edges[-1] == 8000
+    # Where no cut fits 16 bits, one piece.
+    assert jpegstrips.plan(65535, 496, 2)[0] == [0, 496]
 
 
 def test_strips_that_are_not_one_image_are_refused() -> None:
@@ -112,6 +114,16 @@ def test_strips_that_are_not_one_image_are_refused() -> None:
     with pytest.raises(ValueError, match="out of range"):
         jpegstrips.join([good, good], 64, 0)
     assert jpegstrips.join([good], 32, 32) == good
+    # Heights and interval must add up, else the file would be broken: refused.
+    interval = 2 * 16  # two MCU rows of 16 MCUs
+    second = simplejpeg.encode_jpeg_yuv_planes(*bottom, 85, False)
+    assert jpegstrips.join([good, second], 64, interval)  # the right figures join
+    with pytest.raises(ValueError, match="not the interval"):
+        jpegstrips.join([good, second], 64, interval - 1)
+    with pytest.raises(ValueError, match="32 MCUs, not the interval's 48"):
+        jpegstrips.join([good, second], 64, 48)
+    with pytest.raises(ValueError, match="64 rows high, not 80"):
+        jpegstrips.join([good, second], 80, interval)
 
 
 # --- in the renderer -----------------------------------------------------------------------

@@ -293,6 +293,23 @@ def test_a_size_comes_from_a_larger_variant_where_that_spares_a_pyramid_level() 
     assert planes.plan_cascades((1920, 1080), hd, (800, 450)) == {}
     # An odd-sized variant is no source (its chroma's edge is padding).
     assert planes.plan_cascades((1921, 1081), {(1281, 721), (800, 450)}, None) == {}
+    # A size that its level already is (960x540 is 1080p halved) is a view: no step.
+    assert planes.plan_cascades((1920, 1080), {(1600, 900), (960, 540)}, None) == {}
+
+
+@pytest.mark.parametrize("frame", [(4097, 17), (1, 2000), (2001, 1001)])
+def test_outputs_of_a_pixel_or_two_render(frame: tuple[int, int]) -> None:
+    """Sizes whose chroma is under one sample of the level's (1x1 from 2001x1001)."""
+    tiny = (VariantConfig("live.jpeg"), VariantConfig("a.jpeg", 1, 1),
+            VariantConfig("b.jpeg", 2, 2), VariantConfig("c.jpeg", 64, 64))  # fmt: skip
+    renderer = Renderer(tiny)
+    try:
+        noise = np.random.default_rng(0).integers(0, 256, (frame[1], frame[0], 3), np.uint8)
+        out = renderer.render(camera_frame(Image.fromarray(noise, "RGB")))
+    finally:
+        renderer.close()
+    for o in out:
+        assert decode(o.data).shape == (o.height, o.width, 3)
 
 
 def test_the_variant_step_keeps_colours_and_quality(paths: dict[str, Renderer]) -> None:

@@ -51,6 +51,9 @@ def test_arguments_are_checked_before_they_reach_c() -> None:
         turbo.to_planes(frame[::-1], y, u, u)  # rows upside down
     with pytest.raises(ValueError, match="cannot take"):
         turbo.to_planes(frame, y.astype(np.int16), u, u)
+    read_only = np.frombuffer(bytes(48 * 64), np.uint8).reshape(48, 64)
+    with pytest.raises(ValueError, match="cannot take"):
+        turbo.to_planes(frame, read_only, u, u)
 
 
 def test_without_the_library_opencv_converts(monkeypatch: pytest.MonkeyPatch) -> None:
