@@ -266,41 +266,23 @@ def downscale(
         yield size, planes
 
 
-def _level_of(frame: Size, size: Size) -> tuple[int, Size]:
-    """The pyramid level `Pyramid.level_for` takes for `size`, and its size, unbuilt."""
-    (w, h), k = frame, 0
-    while w // 2 >= size[0] and h // 2 >= size[1]:
-        w, h, k = w // 2, h // 2, k + 1
-    return k, (w, h)
-
-
 def _levels_used(frame: Size, sizes: Iterable[Size], lores: Size | None) -> dict[Size, int]:
-    """The frame's luma level each size is resized from (sizes that are exact halvings
-    of a larger one, or come from `lores`, use none)."""
+    """The frame's luma level each size is resized from, largest first (sizes that are
+    exact halvings of a larger one, or come from `lores`, use none)."""
     used: dict[Size, int] = {}
     done: list[Size] = []
     for size in sorted(set(sizes), key=lambda s: s[0] * s[1], reverse=True):
         from_lores = lores is not None and lores[0] >= size[0] and lores[1] >= size[1]
-        exact = any(_halvings(m, size) for m in done)
+        exact = any(pyramid.size_halvings(m, size) for m in done)
         done.append(size)
         if not from_lores and not exact:
-            used[size] = _level_of(frame, size)[0]
+            used[size] = pyramid.level_of(frame, size)[0]
     return used
-
-
-def _halvings(source: Size, size: Size) -> int:
-    w, h = source
-    k = 0
-    while w > size[0] and h > size[1] and w % 2 == 0 and h % 2 == 0:
-        w, h, k = w // 2, h // 2, k + 1
-    return k if (w, h) == size else 0
 
 
 def needs_half(frame: Size, sizes: Iterable[Size], lores: Size | None = None) -> bool:
     """Whether `downscale` will read the frame's luma halved (pyramid level 1)."""
-    sizes = list(sizes)
-    cascades = plan_cascades(frame, sizes, lores)
-    used = _levels_used(frame, sizes, lores)
+    used, cascades = _plan(frame, sizes, lores)
     return any(k >= 1 for s, k in used.items() if s not in cascades)
 
 
@@ -311,10 +293,17 @@ def plan_cascades(frame: Size, sizes: Iterable[Size], lores: Size | None) -> dic
     to 2 times larger, one bilinear step. 1080p's 800x450 from 1280x720: Y halved
     and its chroma level are not made at all, 0.5-0.8 ms of CPU a frame, for 0.45 dB
     (still 0.3 dB within Pillow's BILINEAR from full; tests/test_planes.py)."""
+    return _plan(frame, sizes, lores)[1]
+
+
+def _plan(
+    frame: Size, sizes: Iterable[Size], lores: Size | None
+) -> tuple[dict[Size, int], dict[Size, Size]]:
+    """`_levels_used` and `plan_cascades`, the one made from the other."""
     used = _levels_used(frame, sizes, lores)
     out: dict[Size, Size] = {}
     for size, k in used.items():  # largest first
-        level = _level_of(frame, size)[1]
+        level = pyramid.level_of(frame, size)[1]
         if k < 1 or min(level[0] / size[0], level[1] / size[1]) >= pyramid.CUBIC_BELOW:
             continue
         if level[0] - size[0] <= 1 and level[1] - size[1] <= 1:
@@ -332,7 +321,7 @@ def plan_cascades(frame: Size, sizes: Iterable[Size], lores: Size | None) -> dic
         ]
         if sources:
             out[size] = min(sources, key=lambda m: m[0] * m[1])
-    return out
+    return used, out
 
 
 def _from_variant(source: Planes, size: Size, buffers: Buffers) -> Planes:

@@ -96,14 +96,11 @@ class Pyramid:
         return self.levels[self.level_for(size)]
 
     def level_for(self, size: Size) -> int:
-        """The index of `source_for(size)`."""
-        w, h = size
-        k = 0
-        while True:
-            level = self._level(k)
-            if level.shape[1] // 2 < w or level.shape[0] // 2 < h:
-                return k
-            k += 1
+        """The index of `source_for(size)`, made if it was not."""
+        root = self.levels[0]
+        k = level_of((root.shape[1], root.shape[0]), size)[0]
+        self._level(k)
+        return k
 
     def resize(
         self, size: Size, pixels: int | None = None, out: np.ndarray | None = None
@@ -170,10 +167,23 @@ def covers(array: np.ndarray, size: Size) -> bool:
     return array.shape[1] >= size[0] and array.shape[0] >= size[1]
 
 
+def level_of(root: Size, size: Size) -> tuple[int, Size]:
+    """The level of a pyramid over `root` that `size` is made from (the smallest that
+    covers it: its halving would not), and that level's size."""
+    (w, h), k = root, 0
+    while w // 2 >= size[0] and h // 2 >= size[1]:
+        w, h, k = w // 2, h // 2, k + 1
+    return k, (w, h)
+
+
 def halvings(source: np.ndarray, size: Size) -> int:
     """k >= 1 when `size` is `source` halved exactly k times, else 0."""
-    h, w = source.shape[0], source.shape[1]
-    k = 0
+    return size_halvings((source.shape[1], source.shape[0]), size)
+
+
+def size_halvings(source: Size, size: Size) -> int:
+    """`halvings` for an image of size `source`."""
+    (w, h), k = source, 0
     while w > size[0] and h > size[1] and w % 2 == 0 and h % 2 == 0:
         w, h, k = w // 2, h // 2, k + 1
     return k if (w, h) == size else 0
