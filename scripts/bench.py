@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,14 +167,20 @@ def chroma_420(image: Image.Image) -> Image.Image:
 
 
 @contextmanager
-def pillow_encoder() -> Iterator[None]:
-    """The OpenCV path with Pillow encoding its arrays (simplejpeg hidden; for a
-    renderer made with use_planes=False)."""
-    saved, render.simplejpeg = render.simplejpeg, None
+def setting(module: Any, name: str, value: object) -> Iterator[None]:
+    """`module.name` set to `value` for the duration (an alternative's one difference)."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
     try:
         yield
     finally:
-        render.simplejpeg = saved
+        setattr(module, name, saved)
+
+
+def pillow_encoder() -> AbstractContextManager[None]:
+    """The OpenCV path with Pillow encoding its arrays (simplejpeg hidden; for a
+    renderer made with use_planes=False)."""
+    return setting(render, "simplejpeg", None)
 
 
 def yuv420_buffer(photo: Image.Image, size: tuple[int, int]) -> tuple[bytes, int]:
@@ -533,21 +539,16 @@ class Alternatives:
 
     def without(self, module: Any, name: str, value: object) -> None:
         """The pipeline with one of its module settings changed (its own renderer)."""
-        saved = getattr(module, name)
-        setattr(module, name, value)
-        try:
+        with setting(module, name, value):
             self.other.render(Frame(self.full, datetime.now(UTC), array=self.buffer))
-        finally:
-            setattr(module, name, saved)
 
     def conversion(self, use_turbo: bool) -> None:
         """The frame to planes alone, by libjpeg-turbo (when installed) or OpenCV."""
         assert render.planes is not None
-        saved, render.planes.USE_TURBO = render.planes.USE_TURBO, use_turbo
         try:
-            render.planes.from_rgb(self.buffer, self.buffers, "frame")
+            with setting(render.planes, "USE_TURBO", use_turbo):
+                render.planes.from_rgb(self.buffer, self.buffers, "frame")
         finally:
-            render.planes.USE_TURBO = saved
             self.buffers.end_frame()
 
     def pyramid(self) -> dict[tuple[int, int], np.ndarray]:
