@@ -70,7 +70,7 @@ def chroma_size(size: Size) -> Size:
 RowSplitter = Callable[[int, int, Callable[[int, int], None]], None]
 
 
-def _serial(n: int, width: int, convert: Callable[[int, int], None]) -> None:
+def serial(n: int, width: int, convert: Callable[[int, int], None]) -> None:
     convert(0, n)
 
 
@@ -78,7 +78,7 @@ def from_rgb(
     array: np.ndarray,
     buffers: Buffers,
     name: object,
-    split: RowSplitter = _serial,
+    split: RowSplitter = serial,
     want_half: bool = True,
 ) -> tuple[Planes, np.ndarray | None]:
     """`array`, (height, width, 4) RGBX or (height, width, 3) RGB, as JPEG's planes in

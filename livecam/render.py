@@ -83,10 +83,11 @@ REDUCE_GAP = 1.4
 _SUPPORT = 1.0  # HAMMING's, in output pixels
 # Outputs smaller than this are made in one piece: splitting costs more than it saves.
 STRIP_MIN_PIXELS = 400_000
-# The colour conversion is split between threads from frames of this many pixels on:
-# at 1080p the split saves 0.6 ms of wall (the conversion is on the full-size encode's
-# critical path; unsplit, the run loop's throughput fell to 0.93x of its goal) for 0.3
-# ms of CPU; at 12 MP it saves 9 ms of wall and no CPU.
+# The full-size encode is cut into strips only from frames of this many pixels on, and
+# the colour conversion is split between the threads only where it is: the pool's
+# thread converts the lower rows and goes straight on to encode them. Elsewhere a split
+# costs more than it saves (1080p: 0.4 ms more CPU for 0.5 ms less wall, from the two
+# extra hand-offs, the pool woken to convert and to wait for its first encode).
 SPLIT_MIN_PIXELS = 1_000_000
 # The full-size encode is cut into this many strips per thread (so that a thread done
 # early takes another) when the frame has this many times the pixels of all smaller
@@ -330,7 +331,11 @@ class Renderer:
                 if lores_planes is not None:
                     lores_size = lores_planes.size
                 half_needed = planes.needs_half(full.size, smaller, lores_size)
-                split = self._split_then_help(jobs, helpers)
+                strips = self._strips(full.size, smaller)
+                # Split between the threads only where the full size is encoded in
+                # strips: the pool's thread goes on to encode the rows it converted.
+                # Elsewhere the split's hand-offs cost more CPU than they save wall.
+                split = planes.serial if strips is None else self._split_then_help(jobs, helpers)
                 top, half = planes.from_rgb(array, buffers, "frame", split, want_half=half_needed)
                 if lores_planes is None and lores is not None:
                     rgb = lores_array if lores_array is not None else _array(lores)
@@ -348,7 +353,6 @@ class Renderer:
             # "pipeline" vs "pipeline, threads=1"). From 1 MP on it is cut into strips
             # that both threads encode (livecam/jpegstrips.py), bottom first: the pool
             # converted the lower rows, which its cache still holds.
-            strips = self._strips(full.size, smaller) if isinstance(top, planes.Planes) else None
             for v in wanted:
                 if sizes[v.name] != full.size or v.quality in full_qualities:
                     continue
@@ -428,7 +432,7 @@ class Renderer:
         are added to `helpers`."""
 
         def split(n: int, width: int, convert: Callable[[int, int], None]) -> None:
-            parts = min(self.threads, n) if n * width >= SPLIT_MIN_PIXELS // 4 else 1
+            parts = min(self.threads, n)
             edges = [n * i // parts for i in range(parts + 1)]
             converted = [threading.Event() for _ in range(parts - 1)]
             failed: list[BaseException] = []

@@ -264,14 +264,23 @@ def test_planes_that_are_not_yuv420_are_a_render_error() -> None:
         r.close()
 
 
-def test_the_frame_is_not_read_after_render_returns(paths: dict[str, Renderer]) -> None:
-    """The conversion runs on two threads and the encodes on the pool: all of it is
-    done when `render` returns (the camera reuses the buffer at once)."""
-    frame = camera_frame(photo_like(2028, 1520))
-    first = [o.data for o in paths["planes"].render(frame)]
-    assert frame.array is not None
-    frame.array[...] = 0  # what the camera does with a released buffer
-    second = [o.data for o in paths["planes"].render(camera_frame(photo_like(2028, 1520)))]
+@pytest.mark.parametrize("variants", [VARIANTS, VARIANTS[::4]])
+def test_the_frame_is_not_read_after_render_returns(variants: tuple[VariantConfig, ...]) -> None:
+    """The encodes run on the pool, and where the full size outweighs the rest (full
+    and 320x240 alone) the conversion runs on two threads and the full size is encoded
+    in strips: all of it is done when `render` returns (the camera reuses the buffer
+    at once)."""
+    renderer = Renderer(variants)
+    try:
+        frame = camera_frame(photo_like(2028, 1520))
+        if len(variants) == 2:
+            assert renderer._strips((2028, 1520), {(320, 240)}) is not None
+        first = [o.data for o in renderer.render(frame)]
+        assert frame.array is not None
+        frame.array[...] = 0  # what the camera does with a released buffer
+        second = [o.data for o in renderer.render(camera_frame(photo_like(2028, 1520)))]
+    finally:
+        renderer.close()
     assert first == second  # nothing of the zeroed buffer leaked into the kept arrays
 
 
