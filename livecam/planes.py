@@ -288,12 +288,22 @@ def needs_half(frame: Size, sizes: Iterable[Size], lores: Size | None = None) ->
 
 def plan_cascades(frame: Size, sizes: Iterable[Size], lores: Size | None) -> dict[Size, Size]:
     """Sizes to make from a larger variant instead of the pyramid: where the pyramid's
-    step would be bicubic (its level is less than 1.35x larger) from a level that no
-    other size needs, and a variant already made (even-sized, from the frame) is 1.35
-    to 2 times larger, one bilinear step. 1080p's 800x450 from 1280x720: Y halved
-    and its chroma level are not made at all, 0.5-0.8 ms of CPU a frame, for 0.45 dB
-    (still 0.3 dB within Pillow's BILINEAR from full; tests/test_planes.py)."""
+    step would be bicubic (its level is less than 1.35x larger), and a variant made
+    from the frame (not from lores) is 1.35 to `CASCADE_MAX` times larger, one bilinear
+    step from it, which reads fewer pixels and costs 0.7x a bicubic one's per pixel.
+    The variant must be made from the frame itself (a sharp image: a step from a
+    halved level is already soft, and a third step loses 0.6 dB at 12 MP), unless the
+    cascade spares a pyramid level that no other size needs. 1080p's 800x450 from
+    1280x720: Y halved and its chroma level are not made at all, 0.5-0.8 ms of CPU a
+    frame; 2028x1520's 961x720 from 1441x1080: 0.4 ms. Both within 0.5 dB of the
+    pyramid's step, better or worse by the image (tests/test_planes.py)."""
     return _plan(frame, sizes, lores)[1]
+
+
+# A bilinear step from a variant up to this factor: past it, it aliases more than the
+# pyramid's bicubic step (against Pillow's BILINEAR from full, on the photo-like frame:
+# about equal at 1.45-1.7, 0.5-1 dB worse at 1.8-1.9).
+CASCADE_MAX = 1.7
 
 
 def _plan(
@@ -308,16 +318,14 @@ def _plan(
             continue
         if level[0] - size[0] <= 1 and level[1] - size[1] <= 1:
             continue  # the level is the size already: a view, no step at all
-        if any(j >= k for s, j in used.items() if s != size and s not in out):
-            continue
+        spares = not any(j >= k for s, j in used.items() if s != size and s not in out)
         sources = [
             m
             for m in used
             if m not in out
+            and (spares or used[m] == 0)
             and m[0] * m[1] > size[0] * size[1]
-            and m[0] % 2 == 0
-            and m[1] % 2 == 0
-            and pyramid.CUBIC_BELOW <= min(m[0] / size[0], m[1] / size[1]) < 2
+            and pyramid.CUBIC_BELOW <= min(m[0] / size[0], m[1] / size[1]) < CASCADE_MAX
         ]
         if sources:
             out[size] = min(sources, key=lambda m: m[0] * m[1])
@@ -325,15 +333,20 @@ def _plan(
 
 
 def _from_variant(source: Planes, size: Size, buffers: Buffers) -> Planes:
-    """`size` made from an even-sized variant 1.35 to 2 times larger: one bilinear
-    step per plane (see `plan_cascades`), the chroma placed as `_chroma` places it."""
+    """`size` made from a variant 1.35 to `CASCADE_MAX` times larger: one bilinear step
+    per plane (see `plan_cascades`), the chroma placed as `_chroma` places it. An odd
+    variant's chroma covers one column or row of padding past the image: its extent
+    says so, so that chroma takes the luma's scale."""
     w, h = size
     luma = cv2.resize(source.y, size, dst=buffers.get(("from variant", size), (h, w)),
                       interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    sw, sh = source.size
+    extent = (2 * source.u.shape[1] / sw, 2 * source.u.shape[0] / sh)
     chroma = []
     for i, plane in ((1, source.u), (2, source.v)):
         name = ("from variant", size, i)
-        chroma.append(_chroma(pyramid.Pyramid(plane, buffers, name), size, buffers, name))
+        levels = pyramid.Pyramid(plane, buffers, name, extent=extent)
+        chroma.append(_chroma(levels, size, buffers, name))
     return Planes(padded(luma, buffers, size), *chroma)
 
 

@@ -77,17 +77,24 @@ class Buffers:
 
 class Pyramid:
     """`root` and its halvings, made on demand into `buffers` under `name`; `half`, when
-    given, is level 1 made already."""
+    given, is level 1 made already. `extent` is the share of the image's width and
+    height that `root` shows: more than 1 for an odd image's chroma plane, whose last
+    sample covers a column or row of padding."""
 
     def __init__(
-        self, root: np.ndarray, buffers: Buffers, name: object, half: np.ndarray | None = None
+        self,
+        root: np.ndarray,
+        buffers: Buffers,
+        name: object,
+        half: np.ndarray | None = None,
+        extent: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         self.levels = [root] if half is None else [root, half]
-        # The share of the root's width and height each level shows (odd rows and
+        # The share of the image's width and height each level shows (odd rows and
         # columns are left out of a halving).
-        self.extents = [(1.0, 1.0)]
+        self.extents = [extent]
         if half is not None:
-            self.extents.append(_halved_extent((1.0, 1.0), root))
+            self.extents.append(_halved_extent(extent, root))
         self._buffers = buffers
         self._name = name
 

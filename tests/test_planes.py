@@ -287,23 +287,50 @@ def test_the_frame_is_not_read_after_render_returns(variants: tuple[VariantConfi
 # --- a variant from a larger one -----------------------------------------------------------
 
 
-def test_a_size_comes_from_a_larger_variant_where_that_spares_a_pyramid_level() -> None:
+def test_a_size_comes_from_a_larger_variant_where_the_step_would_be_bicubic() -> None:
     """1080p's 800x450 would be a bicubic step from Y halved (960x540), a level nothing
     else needs: it is one bilinear step from 1280x720 instead, and Y halved is never
-    made. Where the level is needed anyway (2028x1520, 12 MP), nothing changes."""
+    made. 2028x1520's 961x720 is one from 1441x1080, made from the frame itself; at 12
+    MP, 1441x1080 comes from a halved level and is no source (a third step blurs)."""
     hd = {(1280, 720), (800, 450), (320, 180)}
     assert planes.plan_cascades((1920, 1080), hd, None) == {(800, 450): (1280, 720)}
     assert not planes.needs_half((1920, 1080), hd)
     four_three = {(1441, 1080), (961, 720), (800, 600), (320, 240)}
-    for frame in ((2028, 1520), (4056, 3040)):
-        assert planes.plan_cascades(frame, four_three, None) == {}
-        assert planes.needs_half(frame, four_three)
+    assert planes.plan_cascades((2028, 1520), four_three, None) == {(961, 720): (1441, 1080)}
+    assert planes.needs_half((2028, 1520), four_three)  # 800x600 still reads it
+    assert planes.plan_cascades((4056, 3040), four_three, None) == {}
+    assert planes.needs_half((4056, 3040), four_three)
     # The ISP's lores copy covers 800x450: it comes from there, as before.
     assert planes.plan_cascades((1920, 1080), hd, (800, 450)) == {}
-    # An odd-sized variant is no source (its chroma's edge is padding).
-    assert planes.plan_cascades((1921, 1081), {(1281, 721), (800, 450)}, None) == {}
+    # An odd-sized variant is a source too (its chroma's extent covers the padding).
+    assert planes.plan_cascades((1921, 1081), {(1281, 721), (800, 450)}, None) == {
+        (800, 450): (1281, 721)
+    }
+    # 1.8 times smaller than the only variant: the pyramid's bicubic step, as before.
+    assert planes.plan_cascades((2028, 1520), {(1441, 1080), (800, 600)}, None) == {}
     # A size that its level already is (960x540 is 1080p halved) is a view: no step.
     assert planes.plan_cascades((1920, 1080), {(1600, 900), (960, 540)}, None) == {}
+
+
+def test_an_odd_variant_as_source_keeps_the_chroma_in_place() -> None:
+    """961x720 from 1441x1080, whose chroma (721 samples) covers 1442 pixels: placed by
+    the luma's scale, the colour stripes at the right edge are where a direct resize
+    has them (with the chroma's own scale, 961/1442, they drift by a third of a
+    sample there: 3x the error)."""
+    x = np.arange(2028)
+    rgb = np.zeros((1520, 2028, 3), np.uint8)
+    rgb[:, (x // 18) % 2 == 0] = (200, 40, 40)
+    rgb[:, (x // 18) % 2 == 1] = (40, 40, 200)
+    buffers = pyramid.Buffers()
+    frame, half = planes.from_rgb(rgb, buffers, "frame")
+    sizes = [(1441, 1080), (961, 720)]
+    assert planes.plan_cascades(frame.size, sizes, None) == {(961, 720): (1441, 1080)}
+    ours = dict(planes.downscale(frame, sizes, buffers, None, half))[(961, 720)]
+    reference = np.asarray(Image.fromarray(rgb).resize((961, 720), Image.Resampling.LANCZOS))
+    expected, _ = planes.from_rgb(np.ascontiguousarray(reference), pyramid.Buffers(), "ref")
+    for mine, theirs in ((ours.u, expected.u), (ours.v, expected.v)):
+        error = np.abs(mine.astype(np.int16) - theirs)
+        assert error[:, -40:].mean() < 1.5 * error[:, :40].mean() + 1
 
 
 @pytest.mark.parametrize("frame", [(4097, 17), (1, 2000), (2001, 1001)])
@@ -321,15 +348,19 @@ def test_outputs_of_a_pixel_or_two_render(frame: tuple[int, int]) -> None:
         assert decode(o.data).shape == (o.height, o.width, 3)
 
 
-def test_the_variant_step_keeps_colours_and_quality(paths: dict[str, Renderer]) -> None:
-    photo = photo_like(1920, 1080)
-    frame = camera_frame(photo)
-    ours = {(o.width, o.height): o for o in paths["planes"].render(frame)}
-    reference = np.asarray(photo.resize((800, 450), Image.Resampling.LANCZOS))
+@pytest.mark.parametrize(
+    ("frame", "size"), [((1920, 1080), (800, 450)), ((2028, 1520), (961, 720))]
+)
+def test_the_variant_step_keeps_colours_and_quality(
+    paths: dict[str, Renderer], frame: tuple[int, int], size: tuple[int, int]
+) -> None:
+    photo = photo_like(*frame)
+    ours = {(o.width, o.height): o for o in paths["planes"].render(camera_frame(photo))}
+    reference = np.asarray(photo.resize(size, Image.Resampling.LANCZOS))
     bilinear = io.BytesIO()
-    photo.resize((800, 450), Image.Resampling.BILINEAR).save(bilinear, "JPEG", quality=85)
-    ours_db = psnr(decode(ours[(800, 450)].data), reference)
+    photo.resize(size, Image.Resampling.BILINEAR).save(bilinear, "JPEG", quality=85)
+    ours_db = psnr(decode(ours[size].data), reference)
     assert ours_db >= psnr(decode(bilinear.getvalue()), reference) - 1.0
-    red = camera_frame(Image.new("RGB", (1920, 1080), (250, 30, 20)))
-    small = next(o for o in paths["planes"].render(red) if (o.width, o.height) == (800, 450))
+    red = camera_frame(Image.new("RGB", frame, (250, 30, 20)))
+    small = next(o for o in paths["planes"].render(red) if (o.width, o.height) == size)
     assert np.abs(decode(small.data) - np.array([250, 30, 20])).max() <= 3
