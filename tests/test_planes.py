@@ -284,6 +284,29 @@ def test_the_frame_is_not_read_after_render_returns(variants: tuple[VariantConfi
     assert first == second  # nothing of the zeroed buffer leaked into the kept arrays
 
 
+@pytest.mark.parametrize("size", [(1921, 1081), (1920, 1080), (1441, 1081)])
+def test_bands_converted_on_two_threads_are_the_planes_of_one(
+    size: tuple[int, int], converter: str
+) -> None:
+    """Where the frame outweighs its variants, each thread converts a band of rows and
+    the full size is encoded in strips: odd columns and rows, their chroma and Y's
+    padding come out as one thread makes them, and the JPEGs decode to the same
+    pixels."""
+    variants = (VariantConfig("live.jpeg"), VariantConfig("small.jpeg", 320, 240))
+    two, one = Renderer(variants, threads=2), Renderer(variants, threads=1)
+    noise = np.random.default_rng(3).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    frame = camera_frame(Image.fromarray(noise, "RGB"))
+    try:
+        assert two._strips(size, {(320, 240)}) is not None
+        split, serial = two.render(frame), one.render(frame)
+    finally:
+        two.close()
+        one.close()
+    assert b"\xff\xdd" in split[0].data[:2000]
+    for a, b in zip(split, serial, strict=True):
+        assert np.array_equal(decode(a.data), decode(b.data))
+
+
 # --- a variant from a larger one -----------------------------------------------------------
 
 
