@@ -9,8 +9,8 @@
 
 For each capture size it builds a photo-like frame (JPEG speed depends on content)
 held as a camera lends it (a numpy buffer, an "RGBX" image over it and the array view,
-no copy), then measures in one run, interleaved so that other load on the machine hits
-all of them alike:
+no copy), then measures in one run, interleaved (in an order shuffled per run) so that
+other load on the machine and the state of the caches hit all of them alike:
 
 - bound: the encode-only bound, each distinct output encoded once, serially, with the
   pipeline's encoder and settings, from pixels already resized;
@@ -32,6 +32,7 @@ import io
 import json
 import math
 import os
+import random
 import resource
 import statistics
 import sys
@@ -111,12 +112,23 @@ _EVICT = np.empty(32 << 20, np.uint8)
 
 
 def evict_caches() -> None:
-    """Write over the CPU caches before each timed job, so that every job starts as a
-    frame fresh from the camera does (its pixels in memory, not in a cache) and none
-    gains or loses by the job before it. Without this, each job's time depended on its
-    fixed predecessor in the rotation: the same pipeline measured 11.7 or 13.0 ms of
-    CPU at 1080p depending on what ran just before it."""
+    """Write over the core's caches before each timed job, so that every job starts as
+    a frame fresh from the camera does (its pixels not in L1 or L2). Without this, the
+    same pipeline measured 11.7 or 13.0 ms of CPU at 1080p depending on what ran just
+    before it. A large shared L3 (this VM's) outlasts it: the job order is shuffled
+    too (`shuffled`)."""
     _EVICT.fill(1)
+
+
+def shuffled(jobs: Sequence[Any], run: int) -> list[Any]:
+    """`jobs` in the order of run `run`: shuffled, seeded, so that no job always
+    follows the same one. The caches outlast `evict_caches` (this VM's L3 holds
+    hundreds of MiB): in a fixed cyclic order, two identical pipeline jobs, one always
+    right after the other, measured 1.25 and 1.20x the bound at 1080p; shuffled, 1.24
+    and 1.23x."""
+    order = list(jobs)
+    random.Random(run).shuffle(order)
+    return order
 
 
 def camera_frame(image: Image.Image) -> tuple[Image.Image, np.ndarray]:
@@ -411,7 +423,7 @@ def bench_size(
             fn()  # warm up: imports, pool threads, allocator
         for i in range(runs):
             log(f"  run {i + 1}/{runs}")
-            for timing, fn in jobs[i % len(jobs) :] + jobs[: i % len(jobs)]:
+            for timing, fn in shuffled(jobs, i):
                 evict_caches()
                 with timing.measure():
                     fn()
