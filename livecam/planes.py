@@ -338,8 +338,13 @@ def _from_variant(source: Planes, size: Size, buffers: Buffers) -> Planes:
     variant's chroma covers one column or row of padding past the image: its extent
     says so, so that chroma takes the luma's scale."""
     w, h = size
-    luma = cv2.resize(source.y, size, dst=buffers.get(("from variant", size), (h, w)),
-                      interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    # Straight into the padded buffer the encoder reads, as `_luma` does.
+    buffer = buffers.get(("padded", size), (h + h % 2, w + w % 2))
+    luma = cv2.resize(source.y, size, dst=buffer[:h, :w], interpolation=cv2.INTER_LINEAR)
+    if luma.base is buffer:
+        _pad_edge(buffer, size)
+    else:  # OpenCV made an array of its own: copied, padded
+        luma = padded(luma, buffers, size)
     sw, sh = source.size
     extent = (2 * source.u.shape[1] / sw, 2 * source.u.shape[0] / sh)
     chroma = []
@@ -347,7 +352,7 @@ def _from_variant(source: Planes, size: Size, buffers: Buffers) -> Planes:
         name = ("from variant", size, i)
         levels = pyramid.Pyramid(plane, buffers, name, extent=extent)
         chroma.append(_chroma(levels, size, buffers, name))
-    return Planes(padded(luma, buffers, size), *chroma)
+    return Planes(luma, *chroma)
 
 
 def _luma(levels: pyramid.Pyramid, size: Size, buffers: Buffers) -> np.ndarray:
