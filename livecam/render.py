@@ -325,8 +325,9 @@ class Renderer:
             made: Iterable[tuple[tuple[int, int], np.ndarray | Planes]]
             top: Image.Image | np.ndarray | Planes
             if self.use_planes:
-                # Converted once, on both threads: the encodes and resizes that follow
-                # handle 1.5 bytes a pixel instead of 4, and no encode converts again.
+                # Converted once (on both threads where the full size goes in strips):
+                # the encodes and resizes that follow handle 1.5 bytes a pixel instead
+                # of 4, and no encode converts again.
                 lores_size = lores.size if lores is not None else None
                 if lores_planes is not None:
                     lores_size = lores_planes.size
@@ -350,8 +351,8 @@ class Renderer:
                 made = pyramid.downscale(array, smaller, buffers, lores_array)
             # The full-size encode, the longest single job, goes first to the pool; the
             # calling thread resizes meanwhile, and both encode what is left (bench rows
-            # "pipeline" vs "pipeline, threads=1"). From 1 MP on it is cut into strips
-            # that both threads encode (livecam/jpegstrips.py), bottom first: the pool
+            # "pipeline" vs "pipeline, threads=1"). Where `_strips` cuts it (12 MP), both
+            # threads encode the strips (livecam/jpegstrips.py), bottom first: the pool
             # converted the lower rows, which its cache still holds.
             for v in wanted:
                 if sizes[v.name] != full.size or v.quality in full_qualities:
