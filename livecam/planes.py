@@ -227,10 +227,11 @@ def downscale(
     halved, when `from_rgb` made it. As `pyramid.downscale`, plane by plane: the
     chroma planes of a size take the filter chosen for its luma (`pyramid.step`).
     The planes are `buffers`' and stay valid until its `end_frame`."""
-    main = [pyramid.Pyramid(p, buffers, ("main", i), half if i == 0 else None)
-            for i, p in enumerate(frame)]  # fmt: skip
+    main = [pyramid.Pyramid(p, buffers, ("main", i), half if i == 0 else None,
+                            _extent(frame, i)) for i, p in enumerate(frame)]  # fmt: skip
     small = None if lores is None else [
-        pyramid.Pyramid(p, buffers, ("lores", i)) for i, p in enumerate(lores)
+        pyramid.Pyramid(p, buffers, ("lores", i), extent=_extent(lores, i))
+        for i, p in enumerate(lores)
     ]  # fmt: skip
     made: list[tuple[Planes, bool]] = []  # (planes, from lores)
     cascades = plan_cascades(frame.size, sizes, None if lores is None else lores.size)
@@ -345,14 +346,23 @@ def _from_variant(source: Planes, size: Size, buffers: Buffers) -> Planes:
         _pad_edge(buffer, size)
     else:  # OpenCV made an array of its own: copied, padded
         luma = padded(luma, buffers, size)
-    sw, sh = source.size
-    extent = (2 * source.u.shape[1] / sw, 2 * source.u.shape[0] / sh)
     chroma = []
     for i, plane in ((1, source.u), (2, source.v)):
         name = ("from variant", size, i)
-        levels = pyramid.Pyramid(plane, buffers, name, extent=extent)
+        levels = pyramid.Pyramid(plane, buffers, name, extent=_extent(source, i))
         chroma.append(_chroma(levels, size, buffers, name))
     return Planes(luma, *chroma)
+
+
+def _extent(source: Planes, i: int) -> tuple[float, float]:
+    """The share of the image plane `i` of `source` shows: an odd image's chroma covers
+    one column or row of padding past it, so that a resize at the luma's scale keeps
+    its samples where JPEG has them (with the chroma's own, they drift by up to half a
+    sample towards the right and bottom edges)."""
+    if i == 0:
+        return (1.0, 1.0)
+    w, h = source.size
+    return (2 * source.u.shape[1] / w, 2 * source.u.shape[0] / h)
 
 
 def _luma(levels: pyramid.Pyramid, size: Size, buffers: Buffers) -> np.ndarray:
