@@ -10,7 +10,8 @@
 For each capture size it builds a photo-like frame (JPEG speed depends on content)
 held as a camera lends it (a numpy buffer, an "RGBX" image over it and the array view,
 no copy), then measures in one run, interleaved (in an order shuffled per run) so that
-other load on the machine and the state of the caches hit all of them alike:
+other load on the machine and the state of the caches hit all of them alike, and with
+the calling thread on each core in turn (this VM's cores are not alike: `on_core`):
 
 - bound: the encode-only bound, each distinct output encoded once, serially, with the
   pipeline's encoder and settings, from pixels already resized;
@@ -40,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,25 +86,70 @@ PEAK_GOAL_FRAMES, GROWTH_LIMIT = 3.0, 8 << 20
 
 @dataclass
 class Timing:
-    """Wall and CPU seconds of repeated runs of one thing."""
+    """Wall and CPU seconds of repeated runs of one thing, by the core its calling
+    thread ran on (`on_core`)."""
 
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
+    wall: dict[int, list[float]] = field(default_factory=dict)
+    cpu: dict[int, list[float]] = field(default_factory=dict)
 
     @contextmanager
-    def measure(self) -> Iterator[None]:
+    def measure(self, core: int = -1) -> Iterator[None]:
         w, c = time.perf_counter(), time.process_time()
         yield
-        self.cpu.append(time.process_time() - c)
-        self.wall.append(time.perf_counter() - w)
+        self.cpu.setdefault(core, []).append(time.process_time() - c)
+        self.wall.setdefault(core, []).append(time.perf_counter() - w)
 
     @property
     def ms(self) -> float:
-        return statistics.median(self.wall) * 1000
+        return _over_cores(self.wall) * 1000
 
     @property
     def cpu_ms(self) -> float:
-        return statistics.median(self.cpu) * 1000
+        return _over_cores(self.cpu) * 1000
+
+    def core_ms(self) -> dict[int, float]:
+        """The median wall time on each core."""
+        return {k: statistics.median(v) * 1000 for k, v in sorted(self.wall.items())}
+
+
+def _over_cores(samples: dict[int, list[float]]) -> float:
+    """The mean of each core's median: every core counts alike, however the runs fell."""
+    return statistics.fmean(statistics.median(v) for v in samples.values())
+
+
+# This VM's two cores are not alike, and not always the same one is slower: a serial
+# encode at 1080p measured 6.5-6.9 ms on one and 8.5-9.1 ms on the other for seconds on
+# end, then 7.3 and 6.7 (affinity set, /tmp measurements of 2026-12-06). A job on two
+# threads always pays the slower core for half its work; a serial one pays whichever
+# core the calling thread sits on. So each job's calling thread runs its runs on each
+# core in turn (its helper threads on any), and a Timing is the mean of the cores'
+# medians.
+_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+@contextmanager
+def on_core(run: int) -> Iterator[int]:
+    """The calling thread on core `run` mod the cores for the duration (-1 where it cannot
+    be pinned); every other thread of the process on any core, a thread made while
+    the calling one was pinned included (it inherits the pin)."""
+    if len(_CORES) < 2:
+        yield -1
+        return
+    core = _CORES[run % len(_CORES)]
+    _free_threads()
+    os.sched_setaffinity(0, {core})
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, _CORES)
+        _free_threads()
+
+
+def _free_threads() -> None:
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and t.native_id is not None:
+            with suppress(OSError):  # ended meanwhile
+                os.sched_setaffinity(t.native_id, _CORES)
 
 
 # Larger than the caches a job could leave warm for the next (this VM: 4 MiB of L2 per
@@ -271,6 +317,8 @@ class SizeResult:
             "path": self.path,
             "encoder": ENCODER if self.path == "opencv" else "Pillow",
             "bound_ms": round(self.bound.ms, 2),
+            # The bound's median on each core: how unlike this machine's cores ran.
+            "bound_core_ms": [round(v, 2) for v in self.bound.core_ms().values()],
             "full_encode_ms": round(self.full_encode.ms, 2),
             "wall_ms": round(self.pipeline.ms, 2),
             "cpu_ms": round(self.pipeline.cpu_ms, 2),
@@ -424,9 +472,10 @@ def bench_size(
         for i in range(runs):
             log(f"  run {i + 1}/{runs}")
             for timing, fn in shuffled(jobs, i):
-                evict_caches()
-                with timing.measure():
-                    fn()
+                with on_core(i) as core:
+                    evict_caches()
+                    with timing.measure(core):
+                        fn()
     finally:
         renderer.close()
         with_lores_renderer.close()
@@ -825,6 +874,14 @@ def table(results: Sequence[SizeResult]) -> str:
             f" {q['wall_ms']:>5.1f} ms {q['wall_ratio']:>9.2f}x {q['cpu_ms']:>5.1f} ms"
             f" {q['cpu_ratio']:>8.2f}x {q['naive_ms']:>5.0f} ms {q['naive_speedup']:>9.1f}x"
             f" {q['psnr_margin_db']:>+8.2f} dB"
+        )
+    spread = [r.ratios()["bound_core_ms"] for r in results]
+    if any(len(c) > 1 for c in spread):
+        lines.append(
+            "(each job ran its runs on each core in turn, and counts each core's median"
+            " alike; the bound on each core: "
+            + ", ".join("/".join(f"{v:.1f}" for v in c) + " ms" for c in spread)
+            + ")"
         )
     if any(r.lores_size for r in results):
         lines.append("")
