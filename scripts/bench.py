@@ -773,7 +773,7 @@ def test_camera_bound(size: tuple[int, int], runs: int) -> float:
 
 # The loop's speed and the bound's are measured in turns, each part of the loop next to
 # a bound of its own: this VM's speed drifts over seconds, and one loop of 300 frames
-# then one bound gave 0.92-1.27x of the goal at 1080p in four runs in a row.
+# then one bound gave 0.92-1.27x of the goal at 1080p in five runs in a row.
 THROUGHPUT_PARTS = 5
 
 
