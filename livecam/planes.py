@@ -227,12 +227,8 @@ def downscale(
     halved, when `from_rgb` made it. As `pyramid.downscale`, plane by plane: the
     chroma planes of a size take the filter chosen for its luma (`pyramid.step`).
     The planes are `buffers`' and stay valid until its `end_frame`."""
-    main = [pyramid.Pyramid(p, buffers, ("main", i), half if i == 0 else None,
-                            _extent(frame, i)) for i, p in enumerate(frame)]  # fmt: skip
-    small = None if lores is None else [
-        pyramid.Pyramid(p, buffers, ("lores", i), extent=_extent(lores, i))
-        for i, p in enumerate(lores)
-    ]  # fmt: skip
+    main = _pyramids(frame, buffers, "main", half)
+    small = None if lores is None else _pyramids(lores, buffers, "lores")
     made: list[tuple[Planes, bool]] = []  # (planes, from lores)
     cascades = plan_cascades(frame.size, sizes, None if lores is None else lores.size)
     by_size: dict[Size, Planes] = {}
@@ -352,6 +348,16 @@ def _from_variant(source: Planes, size: Size, buffers: Buffers) -> Planes:
         levels = pyramid.Pyramid(plane, buffers, name, extent=_extent(source, i))
         chroma.append(_chroma(levels, size, buffers, name))
     return Planes(luma, *chroma)
+
+
+def _pyramids(
+    source: Planes, buffers: Buffers, name: str, half: np.ndarray | None = None
+) -> list[pyramid.Pyramid]:
+    """A pyramid per plane of `source`, under (`name`, plane); `half` is Y's level 1."""
+    return [
+        pyramid.Pyramid(p, buffers, (name, i), half if i == 0 else None, _extent(source, i))
+        for i, p in enumerate(source)
+    ]
 
 
 def _extent(source: Planes, i: int) -> tuple[float, float]:
