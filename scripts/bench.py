@@ -134,7 +134,6 @@ def on_core(run: int) -> Iterator[int]:
     the calling one was pinned included (it inherits the pin)."""
     core = _CORES[run % len(_CORES)] if len(_CORES) > 1 else -1
     if core >= 0:
-        _free_threads()
         try:
             os.sched_setaffinity(0, {core})
         except OSError:  # a sandbox that refuses: unpinned, as on one core
@@ -893,7 +892,7 @@ def table(results: Sequence[SizeResult]) -> str:
             f" {q['cpu_ratio']:>8.2f}x {q['naive_ms']:>5.0f} ms {q['naive_speedup']:>9.1f}x"
             f" {q['psnr_margin_db']:>+8.2f} dB"
         )
-    spread = {f"{r.size[0]}x{r.size[1]}": r.ratios()["bound_core_ms"] for r in results}
+    spread = {f"{r.size[0]}x{r.size[1]}": r.bound.core_ms().values() for r in results}
     if any(len(c) > 1 for c in spread.values()):
         lines.append(
             "(each job ran its runs on each core in turn, and counts each core's median"
