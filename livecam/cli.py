@@ -121,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dir",
-        type=Path,
+        type=_demo_dir,
         metavar="DIR",
-        help="publish into DIR (default: a temporary directory, removed on exit)",
+        help="publish into DIR, new, empty or a previous demo's (default: a temporary "
+        "directory, removed on exit)",
     )
     p.add_argument(
         "--interval", type=_interval, default=1.0, help="seconds between frames (default 1)"
@@ -167,6 +168,24 @@ def _size(value: str) -> tuple[int, int]:
     if not (lo <= w <= hi and lo <= h <= hi):
         raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT, each {lo} to {hi}, got {value!r}")
     return w, h
+
+
+# Written into the demo's directory: `demo --dir` reuses only a directory holding it,
+# since it overwrites index.html there and serves whatever else the directory holds.
+DEMO_MARKER = ".livecam-demo"
+
+
+def _demo_dir(value: str) -> Path:
+    path = Path(value)
+    try:
+        if path.exists() and not (path / DEMO_MARKER).is_file() and any(path.iterdir()):
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not empty and not a previous demo's directory (it has no"
+                f" {DEMO_MARKER}): give a new or empty directory"
+            )
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{value!r}: {e.strerror or e}") from e
+    return path
 
 
 def setup_logging(verbose: bool) -> None:
@@ -296,6 +315,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         directory, cleanup = args.dir, False
     else:
         directory, cleanup = Path(tempfile.mkdtemp(prefix="livecam-demo-")), True
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / DEMO_MARKER).write_text(
+            "made by `livecam demo`, which may overwrite all here\n"
+        )
+    except OSError as e:
+        raise LivecamError(f"cannot use {directory} for the demo: {e.strerror or e}") from e
     w, h = args.size
     cfg = config_mod.demo(str(directory), interval=args.interval, width=w, height=h)
     stop = threading.Event()

@@ -155,6 +155,45 @@ def test_demo_listens_on_loopback_only_by_default() -> None:
         proc.wait(10)
 
 
+def test_demo_dir_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    """`demo --dir` overwrites index.html and serves all of DIR: a user's own non-empty
+    directory is refused in one line (exit 2) and left alone; a new or empty one
+    becomes a demo directory, which a later demo reuses."""
+    mine = tmp_path / "mysite"
+    mine.mkdir()
+    (mine / "index.html").write_text("my home page")
+    (mine / "notes.txt").write_text("private")
+    for target in (mine, mine / "notes.txt"):
+        result = run_cli("demo", "--dir", str(target), "--port", str(free_port()), timeout=20)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(target) in lines[0], result.stderr
+        assert "not empty" in lines[0] or "Not a directory" in lines[0], lines[0]
+    assert (mine / "index.html").read_text() == "my home page"
+    assert sorted(p.name for p in mine.iterdir()) == ["index.html", "notes.txt"]
+
+    ours = tmp_path / "demo"
+    ours.mkdir()
+    for _ in range(2):  # empty, then a previous demo's
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, str(PUBLISHER), "demo", "--dir", str(ours), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for_port(port)
+            status, _, body = fetch(f"http://127.0.0.1:{port}/")
+            assert status == 200 and b'id="live"' in body
+            assert fetch(f"http://127.0.0.1:{port}/.livecam-demo")[0] == 404
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(10)
+        assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        assert (ours / ".livecam-demo").is_file() and (ours / "live.json").is_file()
+
+
 def test_demo_server_refuses_every_escape(tmp_path: Path) -> None:
     from livecam import httpserver
 
