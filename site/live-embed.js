@@ -10,7 +10,8 @@
  * script polls live.json beside the images (the host must allow cross-origin GET, see
  * docs/embedding.md), loads the smallest image that covers the element, off-screen,
  * and swaps it in once decoded: no flicker, no broken-image icon. The element gets
- * data-livecam-state="connecting|live|stale|offline" for styling, and a "livecam"
+ * data-livecam-state="connecting|live|stale|unknown|offline" for styling (unknown: the
+ * camera's clock is ahead, so the frame's age cannot be told), and a "livecam"
  * event on every change. The live page (live.js) drives its image with this too,
  * through window.livecam.watch().
  *
@@ -53,8 +54,9 @@
     return Number.isFinite(n) ? n : fallback;
   }
 
-  // The manifest, checked: anything else is an error, never half-rendered.
-  function parse(text) {
+  // The manifest, checked: anything else is an error, never half-rendered. Images the
+  // loader would refuse (`loadable`) are dropped, so nothing shows or offers them.
+  function parse(text, loadable) {
     const m = JSON.parse(text);
     if (
       m === null ||
@@ -67,6 +69,7 @@
     ) {
       throw new SyntaxError("malformed manifest");
     }
+    m.capturedMs = Date.parse(m.captured_at);
     const images = Object.entries(m.images)
       .filter(([name, e]) => name && e && finite(e.width, 0) > 0 && finite(e.height, 0) > 0)
       .map(([name, e]) => ({
@@ -74,13 +77,16 @@
         width: Number(e.width),
         height: Number(e.height),
         seq: Number.isInteger(e.seq) ? e.seq : m.seq,
+        // The frame this image shows (a variant on `every` lags); a manifest from
+        // before per-image times has only the newest frame's.
+        capturedMs: Date.parse(typeof e.captured_at === "string" ? e.captured_at : "") || m.capturedMs,
       }))
+      .filter(loadable)
       .sort((a, b) => a.width - b.width || a.height - b.height);
     if (!images.length) {
       throw new SyntaxError("manifest names no image");
     }
     m.list = images; // smallest first
-    m.capturedMs = Date.parse(m.captured_at);
     return m;
   }
 
@@ -157,7 +163,11 @@
       if (!this.manifest) {
         return "connecting";
       }
-      return (this.now() - this.manifest.capturedMs) / 1000 > this.staleAfter() ? "stale" : "live";
+      const age = (this.now() - this.manifest.capturedMs) / 1000;
+      if (age < -this.staleAfter()) {
+        return "unknown"; // the camera's clock is ahead of the server's: no telling how old
+      }
+      return age > this.staleAfter() ? "stale" : "live";
     }
 
     // Views whose element left the document are dropped; no views, no polling.
@@ -250,7 +260,7 @@
         } else if (!response.ok) {
           throw new HttpError(response.status);
         } else {
-          const m = parse(await response.text());
+          const m = parse(await response.text(), (entry) => this.imageUrl(entry) !== "");
           const tag = response.headers.get("ETag") || "";
           const content = CONTENT_ETAG.test(tag);
           this.etag = content && this.sameOrigin ? tag : "";
@@ -317,12 +327,6 @@
       const url = new URL(`${path}?v=${entry.seq}`, this.base).href;
       return url.startsWith(this.base) ? url : ""; // never outside the camera's directory
     }
-
-    capturedMs(entry) {
-      const m = this.manifest;
-      // A variant refreshed every Nth frame shows an older frame than the manifest's.
-      return m.capturedMs - (m.seq - entry.seq) * Math.max(0, finite(m.interval, 0)) * 1000;
-    }
   }
 
   // One <img> showing a camera: picks the variant, loads it off-screen, swaps it in.
@@ -365,7 +369,7 @@
         const covered = shown && shown.entry.seq === entry.seq && shown.entry.width >= entry.width;
         const failed = this.failed && this.failed.url === url && performance.now() < this.failed.until;
         if (url && !covered && !failed && (!shown || url !== shown.url)) {
-          this.show(url, entry, camera.capturedMs(entry));
+          this.show(url, entry, entry.capturedMs);
         }
       }
       this.emit();

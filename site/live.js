@@ -27,7 +27,7 @@
     updated: $("updated"),
     announce: $("announce"),
   };
-  const LABELS = { connecting: "connecting", live: "live", stale: "stale", offline: "offline" };
+  const LABELS = { connecting: "connecting", live: "live", stale: "stale", unknown: "age unknown", offline: "offline" };
 
   let manifest = null; // the manifest last rendered
   let shownUrl = "";
@@ -101,7 +101,7 @@
         a.href = full;
       }
     }
-    fillSnippets(m, snap.base);
+    fillSnippets(m, snap);
   }
 
   function announce(next, snap) {
@@ -111,9 +111,11 @@
     let message = "Live image";
     if (next === "stale") {
       message = "Stale: the camera has not published a new image for a while";
+    } else if (next === "unknown") {
+      message = "Age unknown: the camera's clock is ahead of the server's";
     } else if (next === "offline") {
       message = `Offline: ${snap.error || "cannot reach the camera"}`;
-    } else if (state === "stale" || state === "offline") {
+    } else if (state === "stale" || state === "unknown" || state === "offline") {
       message = "Live again";
     }
     setText(el.announce, message);
@@ -154,6 +156,11 @@
       updated = `last image ${age} ago`;
       const at = new Date(capturedMs).toLocaleTimeString();
       notice = `No new image for ${age} (last at ${at}): the camera has stopped publishing.`;
+    } else if (next === "unknown") {
+      // Not "updated 0 s ago": a frame from the future says nothing about its age.
+      const ahead = ago((m.capturedMs - snap.now) / 1000);
+      updated = `camera clock ${ahead} ahead`;
+      notice = `The camera's clock is ${ahead} ahead of the server's: this image's age is unknown.`;
     } else if (next === "offline") {
       updated = m ? `last image ${age} ago` : "";
       const retry = snap.retryInMs > 0 ? `retrying in ${Math.ceil(snap.retryInMs / 1000)} s` : "retrying";
@@ -169,7 +176,7 @@
     return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   }
 
-  function fillSnippets(m, base) {
+  function fillSnippets(m, snap) {
     const imgCode = $("snippet-img");
     if (!imgCode || imgCode.textContent) {
       return;
@@ -177,9 +184,12 @@
     const title = attr(text(m.title) || "Live camera");
     const fixed =
       m.list.find((e) => e.name === "live800x600.jpeg") || m.list.find((e) => e.width >= 640) || m.list[m.list.length - 1];
-    const src = attr(new URL(encodeURI(fixed.name), base).href);
+    // The loader's own URL for it (m.list holds only what it would load), unversioned.
+    const url = new URL(snap.imageUrl(fixed));
+    url.search = "";
+    const src = attr(url.href);
     const size = `width="${fixed.width}" height="${fixed.height}"`;
-    const dir = attr(base);
+    const dir = attr(snap.base);
     setText(imgCode, `<img src="${src}" alt="${title}" ${size}>`);
     setText($("snippet-iframe"), `<iframe src="${dir}embed.html" title="${title}" ${size} style="border:0" loading="lazy"></iframe>`);
     setText(

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -60,8 +60,12 @@ def write_manifest(directory: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, directory / "live.json")
 
 
+def iso(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def test_page_shows_each_new_frame_within_interval_without_flicker(
@@ -352,6 +356,110 @@ def test_hostile_strings_in_the_manifest_render_as_text(
         href = page.get_attribute("#link", "href")
         assert href == "https://example.org/a?b=%22%3E%3Cb%3Ex%3C/b%3E"
         assert page.evaluate("document.querySelectorAll('b').length") == 0
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_snippets_offer_only_images_the_page_would_load(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    """The loader refuses image names that lead out of the camera's directory; the
+    copy-paste snippets must not offer them to other sites either."""
+    base = nginx(served_dir)
+    pub = publishing(served_dir, size=(1280, 720))
+    doc = json.loads((served_dir / "live.json").read_text())
+    small = doc["images"]["live320x240.jpeg"]
+    foreign = {"bytes": 1, "seq": doc["seq"]}
+    doc["images"] = {
+        "live320x240.jpeg": small,
+        "https://other.example/live800x600.jpeg": {**foreign, "width": 800, "height": 450},
+        "//other.example/cam.jpeg": {**foreign, "width": 1280, "height": 720},
+        "javascript:window.__pwned=1//x.jpeg": {**foreign, "width": 1920, "height": 1080},
+    }
+    write_manifest(served_dir, doc)
+    page, console, requests = open_page(browser, base)
+    try:
+        wait_for(page, "document.getElementById('snippet-script').textContent !== ''", 5)
+        size = f'width="{small["width"]}" height="{small["height"]}"'
+        assert page.text_content("#snippet-img") == (
+            f'<img src="{base}live320x240.jpeg" alt="Page test" {size}>'
+        )
+        snippets = "".join(page.text_content(f"#snippet-{k}") or "" for k in ("iframe", "script"))
+        assert "other.example" not in snippets and "javascript" not in snippets
+        wait_for(page, shows(1), 5)
+        assert page.evaluate(f"{LIVE}.currentSrc") == f"{base}live320x240.jpeg?v=1"
+        assert page.get_attribute("#full", "href") == f"{base}live320x240.jpeg?v=1"
+        assert all(u.startswith(base) or u.startswith("data:") for u in requests.urls())
+        assert page.evaluate("window.__pwned") is None
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_a_capture_time_far_in_the_future_reads_age_unknown(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    """A camera whose clock runs ahead: its frame is not "updated 0 s ago", its age is
+    unknown, and the page says so; a few seconds ahead is ordinary and still live."""
+    base = nginx(served_dir)
+    pub = publishing(served_dir)
+    doc = json.loads((served_dir / "live.json").read_text())
+    ahead = iso(datetime.now(UTC) + timedelta(hours=3))
+    for entry in doc["images"].values():
+        entry.pop("captured_at", None)
+    write_manifest(served_dir, {**doc, "captured_at": ahead})
+    page, console, _ = open_page(browser, base)
+    try:
+        wait_for(page, f"{shows(1)} && {state_is('unknown')}", 5)
+        assert page.text_content("#state") == "age unknown"
+        assert page.text_content("#updated") == "camera clock 3 h ahead"
+        assert "age is unknown" in (page.text_content("#notice") or "")
+        assert page.is_visible("#notice")
+        assert page.get_attribute("#live", "data-livecam-state") == "unknown"
+        assert (page.text_content("#announce") or "").startswith("Age unknown")
+        soon = iso(datetime.now(UTC) + timedelta(seconds=2))
+        write_manifest(served_dir, {**doc, "seq": doc["seq"] + 1, "captured_at": soon})
+        wait_for(page, state_is("live"), 3)
+        assert re.fullmatch(r"updated \d+ s ago", page.text_content("#updated") or "")
+        assert page.is_hidden("#notice")
+        assert page.text_content("#announce") == "Live again"
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
+
+
+def test_each_image_shows_its_own_capture_time(served_dir: Path, nginx: Any, browser: Any) -> None:
+    """With skip_unchanged, after a backoff or at interval 0, frames are not `interval`
+    apart: the page takes an image's capture time from its entry, not from
+    `captured_at - (seq - entry.seq) * interval`."""
+    base = nginx(served_dir)
+    pub = publishing(served_dir)
+    doc = json.loads((served_dir / "live.json").read_text())
+    now = datetime.now(UTC)
+    taken = iso(now - timedelta(seconds=50))  # the guess would say 9 s (9 intervals)
+    images = {name: {**e, "seq": 1, "captured_at": taken} for name, e in doc["images"].items()}
+    write_manifest(
+        served_dir,
+        {**doc, "seq": 10, "captured_at": iso(now), "interval": 1.0, "images": images},
+    )
+    page, console, _ = open_page(browser, base)
+    try:
+        wait_for(page, f"{shows(1)} && {state_is('live')}", 5)
+        wait_for(page, f"document.getElementById('updated').dateTime === '{taken}'", 2)
+        assert re.fullmatch(r"updated 5\d s ago", page.text_content("#updated") or "")
+        # A manifest from before per-image times: the newest frame's time, not the guess.
+        newest = now_iso()
+        old = {name: {k: v for k, v in e.items() if k != "captured_at"} | {"seq": 5}
+               for name, e in images.items()}  # fmt: skip
+        write_manifest(
+            served_dir, {**doc, "seq": 11, "captured_at": newest, "interval": 1.0, "images": old}
+        )
+        wait_for(page, shows(5), 3)
+        wait_for(page, f"document.getElementById('updated').dateTime === '{newest}'", 2)
         assert console.errors == []
     finally:
         page.close()
