@@ -430,9 +430,11 @@
 
   // Make `img` show the camera published at `base` (a directory URL); returns its view.
   function watch(img, base, options) {
-    if (views.has(img)) {
-      return views.get(img);
+    let view = views.get(img);
+    if (view && view.camera.views.has(view) && cameras.get(view.camera.url) === view.camera) {
+      return view;
     }
+    // New, or back in the document after its camera dropped it (prune): watched afresh.
     let dir;
     try {
       dir = new URL(base, document.baseURI);
@@ -453,8 +455,12 @@
       camera = new Camera(dir.href);
       cameras.set(url, camera);
     }
-    const view = new View(img, camera, options || {});
-    views.set(img, view);
+    if (view) {
+      view.camera = camera;
+    } else {
+      view = new View(img, camera, options || {});
+      views.set(img, view);
+    }
     camera.views.add(view);
     if (camera.manifest) {
       view.update();

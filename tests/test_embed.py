@@ -232,3 +232,36 @@ def test_page_snippets_embed_this_camera_and_copy(
     finally:
         context.close()
         pub.close()
+
+
+def test_an_image_put_back_after_its_camera_was_dropped_goes_live_again(
+    served_dir: Path, nginx: Any, browser: Any
+) -> None:
+    """A single-page site detaches an image (its camera stops polling once no image
+    shows it) and attaches it again later: it must go live again, not stay frozen."""
+    base = nginx(served_dir)
+    pub = publishing(served_dir)
+    (served_dir / "spa.html").write_text(
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>SPA</title>'
+        '<link rel="icon" href="data:,">'
+        '<script src="live-embed.js" defer></script></head>\n<body>\n<img id="cam1"'
+        ' src="live800x600.jpeg" data-livecam="./" alt="Roof" width="400" height="225">\n'
+        "</body></html>\n"
+    )
+    cam = "window.__cam"
+    page, console, requests = open_page(browser, base + "spa.html")
+    try:
+        wait_for(page, shows(1, img(1)), 5)
+        page.evaluate(f"{cam} = document.getElementById('cam1'); {cam}.remove()")
+        page.wait_for_timeout(2500)  # the next poll finds no image: the camera is dropped
+        polls = requests.count("live.json")
+        page.wait_for_timeout(2000)
+        assert requests.count("live.json") == polls
+        page.evaluate(f"document.body.append({cam})")
+        pub.publish_next()
+        wait_for(page, shows(2, cam), 4)
+        assert page.get_attribute("#cam1", "data-livecam-state") == "live"
+        assert console.errors == []
+    finally:
+        page.close()
+        pub.close()
