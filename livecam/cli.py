@@ -24,9 +24,9 @@ from livecam import config as config_mod
 from livecam.camera import open_camera
 from livecam.config import Config
 from livecam.errors import CameraFatalError, ConfigError, LivecamError
+from livecam.loop import Publisher
 from livecam.notify import Notifier
 from livecam.render import Renderer
-from livecam.service import Publisher
 from livecam.targets import CheckStep, open_target
 
 log = logging.getLogger("livecam")

@@ -1,14 +1,18 @@
-"""`live.json`: the small manifest the page polls, written after every image it names."""
+"""`live.json`: the small manifest the page polls, written after every image it names.
+
+`Manifest` keeps what is published: the last `seq`, each variant's entry (the frame its
+image shows) and which variants are due on the next frame.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from livecam.config import SiteConfig
+from livecam.config import SiteConfig, VariantConfig
 
 NAME = "live.json"
 
@@ -21,6 +25,19 @@ class ImageEntry:
     height: int
     bytes: int
     seq: int
+
+
+class Image(Protocol):
+    """One rendered image as the manifest needs it (livecam.render.Rendered)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def data(self) -> bytes | memoryview: ...
 
 
 def iso_utc(when: datetime) -> str:
@@ -64,3 +81,54 @@ def read_seq(data: bytes | None) -> int:
     except (ValueError, AttributeError):
         return 0
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else 0
+
+
+@dataclass(frozen=True)
+class Update:
+    """A frame's manifest, ready to publish after its images; `Manifest.commit` it once
+    it landed."""
+
+    seq: int
+    entries: dict[str, ImageEntry]
+    body: bytes
+
+
+class Manifest:
+    """The published state: `seq`, one entry per variant on the target, what is due."""
+
+    def __init__(
+        self, variants: Sequence[VariantConfig], interval: float, site: SiteConfig | None = None
+    ) -> None:
+        self.variants = list(variants)
+        self.interval = interval
+        self.site = site
+        self.seq = 0
+        self.entries: dict[str, ImageEntry] = {}
+        self._frames = 0  # frames published by this process: the clock of `every`
+
+    def resume(self, published: bytes | None) -> None:
+        """Continue after the manifest already published (None: a fresh start); `seq`
+        never goes back."""
+        self.seq = max(self.seq, read_seq(published))
+
+    def due(self) -> list[str]:
+        """The variants to render for the next frame: those on their `every` turn and
+        those not on the target."""
+        n = self._frames
+        return [v.name for v in self.variants if n % v.every == 0 or v.name not in self.entries]
+
+    def update(self, images: Iterable[Image], captured_at: datetime) -> Update:
+        """The manifest naming `images` (captured at `captured_at`) and the kept ones."""
+        seq = self.seq + 1
+        entries = dict(self.entries)
+        for r in images:
+            entries[r.name] = ImageEntry(r.width, r.height, len(r.data), seq)
+        ordered = {v.name: entries[v.name] for v in self.variants if v.name in entries}
+        body = build(seq, captured_at, self.interval, ordered, self.site)
+        return Update(seq, ordered, body)
+
+    def commit(self, update: Update) -> None:
+        """The update's manifest landed: it is what viewers see now."""
+        self.seq = update.seq
+        self.entries = update.entries
+        self._frames += 1

@@ -55,3 +55,16 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def watchdog_period() -> float:
+    """Half of systemd's WatchdogSec, or 0 when there is no watchdog (or it watches
+    another process: sd_watchdog_enabled() checks $WATCHDOG_PID too)."""
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if pid and pid != str(os.getpid()):
+        return 0.0
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", "0"))
+    except ValueError:
+        return 0.0
+    return usec / 2e6 if usec > 0 else 0.0

@@ -708,7 +708,7 @@ def run_loop(
     """`Publisher.run` at interval 0 (test camera, local target) for `frames` frames
     after the first; returns the seconds they took. `sample(seq)` runs between frames."""
     from livecam.camera import open_camera
-    from livecam.service import Publisher
+    from livecam.loop import Publisher
     from livecam.targets import open_target
 
     cfg = Config(
@@ -812,7 +812,7 @@ def soak(size: tuple[int, int], frames: int) -> dict[str, Any]:
     import gc
 
     import livecam.camera.testpattern
-    import livecam.service
+    import livecam.loop
     import livecam.targets.local  # noqa: F401 - the baseline includes the code
 
     gc.collect()

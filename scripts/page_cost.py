@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from livecam import config, httpserver  # noqa: E402
 from livecam.camera.testpattern import TestPatternCamera  # noqa: E402
-from livecam.service import Publisher  # noqa: E402
+from livecam.loop import Publisher  # noqa: E402
 from livecam.targets.local import LocalTarget  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.pagetools import Nginx  # noqa: E402

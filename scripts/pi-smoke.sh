@@ -77,7 +77,7 @@ from livecam.camera import open_camera
 from livecam.camera.base import Frame
 from livecam.errors import LivecamError
 from livecam.render import Renderer
-from livecam.service import Publisher
+from livecam.loop import Publisher
 from livecam.targets.local import LocalTarget
 
 out, frames, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]

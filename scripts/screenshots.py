@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from livecam import config, httpserver  # noqa: E402
 from livecam.camera.testpattern import TestPatternCamera  # noqa: E402
-from livecam.service import Publisher  # noqa: E402
+from livecam.loop import Publisher  # noqa: E402
 from livecam.targets.local import LocalTarget  # noqa: E402
 
 ARGS = [

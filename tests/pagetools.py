@@ -15,7 +15,7 @@ from typing import Any
 
 from livecam import config
 from livecam.camera.testpattern import TestPatternCamera
-from livecam.service import Publisher
+from livecam.loop import Publisher
 from livecam.targets.local import LocalTarget
 
 from .conftest import ROOT, Nginx  # noqa: F401 - re-exported for the page tests

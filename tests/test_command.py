@@ -15,7 +15,7 @@ from livecam import config
 from livecam.camera import command as command_mod
 from livecam.camera.command import CommandCamera
 from livecam.errors import CameraError
-from livecam.service import Publisher
+from livecam.loop import Publisher
 from livecam.targets.local import LocalTarget
 
 from .conftest import run_cli, write_config

@@ -29,7 +29,7 @@ from livecam import config
 from livecam.camera.base import Camera, Frame
 from livecam.camera.testpattern import TestPatternCamera
 from livecam.errors import CameraFatalError
-from livecam.service import Publisher
+from livecam.loop import Publisher
 from livecam.targets.local import LocalTarget
 from livecam.targets.s3 import S3Target
 
@@ -266,7 +266,7 @@ def test_disk_full_keeps_the_published_frame_and_resumes(
                     f.write(b"\0" * 1200 * 1024)
             else:
                 full.set()
-            failed = wait_until(lambda: pub._publish_backoff.failures >= 3, 20, "failures")
+            failed = wait_until(lambda: pub.outage.failures >= 3, 20, "failures")
             stuck = pub.seq
             time.sleep(1)
             assert pub.seq == stuck
@@ -316,7 +316,7 @@ def test_permission_denied_keeps_the_frame_and_resumes(
             target.chmod(0o555)
         else:
             denied.set()
-        wait_until(lambda: pub._publish_backoff.failures >= 2, 10, "failures")
+        wait_until(lambda: pub.outage.failures >= 2, 10, "failures")
         stuck = pub.seq
         assert published_frame_is_intact(target) == stuck
         if real_chmod:
@@ -389,8 +389,7 @@ def test_camera_failures_reopen_then_exit_for_systemd(tmp_path: Path, mode: str)
         return opened[-1]
 
     cfg = local_cfg(tmp_path / "www", interval=0.1, camera={"timeout": 0.3, "max_failures": 3})
-    pub = Publisher(cfg, factory, LocalTarget(tmp_path / "www"))
-    pub._camera_backoff.base = 0.05
+    pub = Publisher(cfg, factory, LocalTarget(tmp_path / "www"), backoff=0.05)
     started = time.monotonic()
     with pytest.raises(CameraFatalError, match="camera failed 3 times in a row"):
         pub.run(threading.Event())
@@ -408,8 +407,7 @@ def test_camera_recovers_after_a_few_bad_frames(tmp_path: Path) -> None:
         return BadCamera(next(modes, "good"))
 
     cfg = local_cfg(tmp_path / "www", interval=0.05, camera={"timeout": 0.3, "max_failures": 5})
-    pub = Publisher(cfg, factory, LocalTarget(tmp_path / "www"))
-    pub._camera_backoff.base = 0.05
+    pub = Publisher(cfg, factory, LocalTarget(tmp_path / "www"), backoff=0.05)
     running = Running(pub)
     try:
         wait_until(lambda: pub.seq >= 3, 20, "frames after recovery")

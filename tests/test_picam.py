@@ -25,8 +25,8 @@ from livecam.camera.base import Frame
 from livecam.camera.picam import PiCamera, lores_size
 from livecam.camera.yuv import planes_to_rgb
 from livecam.errors import CameraError, RenderError
+from livecam.loop import Publisher
 from livecam.render import Renderer
-from livecam.service import Publisher
 from livecam.targets.local import LocalTarget
 
 from .conftest import PUBLISHER, ROOT, run_cli, write_config
@@ -545,7 +545,7 @@ def test_a_timeout_flushes_closes_and_the_next_frame_reopens(fake: Any, tmp_path
     # Flushed before the stop (or stop would wait behind the hung job), then closed.
     first = scenario.events.index("timeout")
     assert scenario.events[first + 1 : first + 4] == ["flush", "stop", "close"]
-    assert p.camera is None
+    assert p.camera.camera is None
     assert p.publish_next().seq == 2  # a new Picamera2, the same camera
     assert len(scenario.instances) == 2 and not scenario.instances[0].is_open
     assert scenario.requests_out == 0

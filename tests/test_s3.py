@@ -23,7 +23,7 @@ from livecam import config, cost
 from livecam.camera.base import Camera, Frame
 from livecam.camera.testpattern import TestPatternCamera
 from livecam.errors import PublishError
-from livecam.service import Publisher
+from livecam.loop import Publisher
 from livecam.site import load as load_site
 from livecam.targets.s3 import S3Target
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from livecam import cli, config, service
-from livecam.notify import Notifier
+from livecam import cli, config
+from livecam.notify import Notifier, watchdog_period
 
 from .conftest import (
     PUBLISHER,
@@ -203,9 +203,9 @@ def test_notifier_without_systemd_is_silent() -> None:
 def test_a_watchdog_for_another_process_is_not_ours(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCHDOG_USEC", "10000000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
-    assert service._watchdog_period() == 5.0
+    assert watchdog_period() == 5.0
     monkeypatch.setenv("WATCHDOG_PID", "1")
-    assert service._watchdog_period() == 0.0
+    assert watchdog_period() == 0.0
 
 
 # --- install-service.sh -------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,33 +105,80 @@ class Camera(ABC):
 T = TypeVar("T")
 
 
-def call_within(call: Callable[[], T], timeout: float, what: str) -> T:
-    """`call()` on a daemon thread, waiting at most `timeout` s; a call that hangs is
-    abandoned (a frame it returns late is released) and reported as a CameraError."""
-    box: list[tuple[bool, Any]] = []
-    done = threading.Event()
-    lock = threading.Lock()
-    abandoned = False
+class _Call:
+    """One call handed to the worker, and its outcome."""
 
-    def run() -> None:
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.outcome: tuple[bool, Any] = (False, None)
+
+    def run(self) -> None:
         try:
-            outcome: tuple[bool, Any] = (True, call())
+            outcome: tuple[bool, Any] = (True, self.fn())
         except BaseException as e:
             outcome = (False, e)
-        with lock:
-            box.append(outcome)
-            done.set()
-            late = abandoned
+        with self.lock:
+            self.outcome = outcome
+            self.done.set()
+            late = self.abandoned
         if late and outcome[0] and isinstance(outcome[1], Frame):
-            outcome[1].release()
+            outcome[1].release()  # nobody waits for it any more: give the buffer back
 
-    threading.Thread(target=run, name="camera-call", daemon=True).start()
-    if not done.wait(timeout):
-        with lock:
-            if not done.is_set():
-                abandoned = True
-                raise CameraError(f"{what} did not return within {timeout:g} s (camera hung?)")
-    ok, value = box[0]
-    if ok:
-        return cast(T, value)
-    raise value
+
+class Worker:
+    """One daemon thread that runs calls in turn, each waited for at most a timeout."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self.lost = False  # to a call that hung
+        self._thread = threading.Thread(target=self._work, name="camera", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            call.run()
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        timeout: float,
+        what: str,
+        stop: threading.Event | None = None,
+    ) -> T:
+        """`fn()` on the worker; a CameraError if it does not return within `timeout` s
+        (or `stop` is set first), the worker then being lost to the hung call."""
+        call = _Call(fn)
+        self._calls.put(call)
+        deadline = time.monotonic() + timeout
+        while not call.done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+            stopping = stop is not None and stop.is_set()
+            if not stopping and time.monotonic() < deadline:
+                continue
+            with call.lock:
+                if call.done.is_set():
+                    break
+                call.abandoned = self.lost = True
+            self.close()  # its thread ends if the call ever returns
+            if stopping:
+                raise CameraError(f"{what} abandoned: stopping")
+            raise CameraError(f"{what} did not return within {timeout:g} s (camera hung?)")
+        ok, value = call.outcome
+        if ok:
+            return cast(T, value)
+        raise value
+
+    def close(self) -> None:
+        self._calls.put(None)
+
+
+def call_within(call: Callable[[], T], timeout: float, what: str) -> T:
+    """`call()` on a thread of its own, waiting at most `timeout` s; a call that hangs is
+    abandoned (a frame it returns late is released) and reported as a CameraError."""
+    worker = Worker()
+    try:
+        return worker.call(call, timeout, what)
+    finally:
+        worker.close()

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import schedule
 from PIL import Image
 
 from livecam import config
 from livecam.camera.base import Camera, Frame
 from livecam.errors import CameraError, CameraFatalError, PublishError
+from livecam.loop import Publisher, Ticker
 from livecam.render import Rendered
-from livecam.service import MonotonicJob, Publisher
 from livecam.targets.local import LocalTarget
 
 
@@ -31,56 +31,46 @@ class FakeClock:
         self.t += seconds
 
 
-def run_schedule(interval: float, work: float, until: float) -> list[float]:
-    """Drive a MonotonicJob with a fake clock the way Publisher.run does."""
+def run_ticker(interval: float, work: float, until: float) -> list[float]:
+    """Drive a Ticker with a fake clock the way Publisher.run does."""
     clock = FakeClock()
     start = clock.t
     runs: list[float] = []
-    scheduler = schedule.Scheduler()
-
-    def job() -> None:
-        runs.append(clock.t - start)
-        clock.advance(work)
-
-    j = MonotonicJob(interval, scheduler, clock)
-    j.do(job)
+    ticker = Ticker(interval, clock)
     while clock.t - start < until:
-        scheduler.run_pending()
-        clock.advance(max(j.seconds_until_due(), 0.001 if interval == 0 and work == 0 else 0))
+        if ticker.wait() == 0:
+            runs.append(clock.t - start)
+            clock.advance(work)
+            ticker.tick()
+        clock.advance(max(ticker.wait(), 0.001 if interval == 0 and work == 0 else 0))
     return runs
 
 
 def test_cadence_has_no_drift_when_work_fits() -> None:
-    runs = run_schedule(interval=2.0, work=0.7, until=20)
+    runs = run_ticker(interval=2.0, work=0.7, until=20)
     assert runs == pytest.approx([0, 2, 4, 6, 8, 10, 12, 14, 16, 18])
 
 
 def test_overrun_runs_back_to_back_without_backlog() -> None:
-    runs = run_schedule(interval=1.0, work=2.5, until=10)
+    runs = run_ticker(interval=1.0, work=2.5, until=10)
     # Each run starts as the previous ends; nothing is replayed to catch up.
     assert runs == pytest.approx([0, 2.5, 5.0, 7.5])
 
 
 def test_interval_zero_is_as_fast_as_possible() -> None:
-    runs = run_schedule(interval=0.0, work=0.25, until=2)
+    runs = run_ticker(interval=0.0, work=0.25, until=2)
     assert runs == pytest.approx([0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
 
 
-def test_defer_backs_off_then_returns_to_the_grid() -> None:
+def test_a_backoff_defers_then_returns_to_the_grid() -> None:
     clock = FakeClock()
-    scheduler = schedule.Scheduler()
     runs: list[float] = []
-    j = MonotonicJob(1.0, scheduler, clock)
-
-    def job() -> None:
-        runs.append(clock.t - 1000.0)
-        if len(runs) == 2:
-            j.defer(3.5)
-
-    j.do(job)
+    ticker = Ticker(1.0, clock)
     while clock.t < 1008:
-        scheduler.run_pending()
-        clock.advance(j.seconds_until_due() or 0.0)
+        if ticker.wait() == 0:
+            runs.append(clock.t - 1000.0)
+            ticker.tick(backoff=3.5 if len(runs) == 2 else 0.0)
+        clock.advance(ticker.wait())
     assert runs == pytest.approx([0, 1, 4.5, 5.5, 6.5, 7.5])
 
 
@@ -122,10 +112,18 @@ class FlakyTarget(LocalTarget):
         super().publish(images, manifest)
 
 
-def make(tmp_path: Path, camera: Camera, **publish: object) -> tuple[Publisher, FlakyTarget]:
+def make(
+    tmp_path: Path,
+    camera: Camera,
+    *,
+    interval: float = 1.0,
+    clock: Callable[[], float] | None = None,
+    open_camera: Callable[[], Camera] | None = None,
+    **publish: object,
+) -> tuple[Publisher, FlakyTarget]:
     cfg = config.parse(
         {
-            "camera": {"source": "test", "width": 640, "height": 480, "interval": 1.0},
+            "camera": {"source": "test", "width": 640, "height": 480, "interval": interval},
             "variants": [
                 {"name": "live.jpeg"},
                 {"name": "big.jpeg", "width": 320, "height": 240, "every": 3},
@@ -136,7 +134,14 @@ def make(tmp_path: Path, camera: Camera, **publish: object) -> tuple[Publisher, 
         }
     )
     target = FlakyTarget(tmp_path)
-    p = Publisher(cfg, lambda: camera, target, clock=FakeClock(), site_files=lambda: [])
+    p = Publisher(
+        cfg,
+        open_camera or (lambda: camera),
+        target,
+        clock=clock or FakeClock(),
+        site_files=lambda: [],
+        backoff=0.001,
+    )
     return p, target
 
 
@@ -216,16 +221,7 @@ def test_skip_unchanged_publishes_only_changes_and_keepalives(tmp_path: Path) ->
 
 
 def test_loop_survives_publish_failures_and_stops_on_request(tmp_path: Path) -> None:
-    p, target = make(tmp_path, SolidCamera())
-    p.clock = __import__("time").monotonic
-    cfg = p.cfg
-    p.cfg = config.Config(
-        camera=config.CameraConfig(source="test", interval=0.0),
-        variants=cfg.variants,
-        target=cfg.target,
-        publish=config.PublishConfig(status_interval=0),
-        site=config.SiteConfig(enabled=False),
-    )
+    p, target = make(tmp_path, SolidCamera(), interval=0.0, clock=time.monotonic, status_interval=0)
     target.fail_next = 3
     stop = threading.Event()
     t = threading.Thread(target=p.run, args=(stop,))
@@ -246,10 +242,7 @@ def test_camera_failures_in_a_row_are_fatal(tmp_path: Path) -> None:
         opened.append(1)
         return camera
 
-    p, _ = make(tmp_path, camera)
-    p._open_camera = open_camera
-    p._camera_backoff.base = 0.001
-    p.clock = __import__("time").monotonic
+    p, _ = make(tmp_path, camera, clock=time.monotonic, open_camera=open_camera)
     stop = threading.Event()
     with pytest.raises(CameraFatalError, match="camera failed 5 times in a row"):
         p.run(stop)
