@@ -19,12 +19,14 @@ NAME = "live.json"
 
 @dataclass(frozen=True)
 class ImageEntry:
-    """What the manifest says of one published image; `seq` is the frame it shows."""
+    """What the manifest says of one published image; `seq` and `captured_at` are those
+    of the frame it shows."""
 
     width: int
     height: int
     bytes: int
     seq: int
+    captured_at: datetime | None = None
 
 
 class Image(Protocol):
@@ -58,10 +60,7 @@ def build(
         "seq": seq,
         "captured_at": iso_utc(captured_at),
         "interval": interval,
-        "images": {
-            name: {"width": e.width, "height": e.height, "bytes": e.bytes, "seq": e.seq}
-            for name, e in images.items()
-        },
+        "images": {name: _entry(e) for name, e in images.items()},
     }
     if site is not None:
         doc["title"] = site.title
@@ -70,6 +69,13 @@ def build(
             if value := getattr(site, key):
                 doc[key] = value
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _entry(e: ImageEntry) -> dict[str, Any]:
+    entry: dict[str, Any] = {"width": e.width, "height": e.height, "bytes": e.bytes, "seq": e.seq}
+    if e.captured_at is not None:
+        entry["captured_at"] = iso_utc(e.captured_at)
+    return entry
 
 
 def read_seq(data: bytes | None) -> int:
@@ -122,7 +128,7 @@ class Manifest:
         seq = self.seq + 1
         entries = dict(self.entries)
         for r in images:
-            entries[r.name] = ImageEntry(r.width, r.height, len(r.data), seq)
+            entries[r.name] = ImageEntry(r.width, r.height, len(r.data), seq, captured_at)
         ordered = {v.name: entries[v.name] for v in self.variants if v.name in entries}
         body = build(seq, captured_at, self.interval, ordered, self.site)
         return Update(seq, ordered, body)
