@@ -216,8 +216,12 @@ class Publisher:
             )
             return delay
         except (PublishError, RenderError) as e:
-            self._healthy = True  # the camera works; petting the watchdog is right
-            return self._failed(str(e))
+            # The camera delivers and the loop runs: the watchdog is fed, for it is
+            # there to restart a hung process, not to fight an outage of the target.
+            self._healthy = True
+            delay = self._failed(str(e))
+            self.notifier.watchdog(self.status.text())
+            return delay
         except Exception as e:
             self._healthy = False
             log.exception("unexpected error publishing a frame; carrying on")
