@@ -23,6 +23,7 @@ from livecam.camera.supervisor import CameraSupervisor
 from livecam.config import Config
 from livecam.errors import CameraError, CameraFatalError, PublishError, RenderError
 from livecam.jobs import Jobs, Status
+from livecam.manifest import NAME as MANIFEST
 from livecam.manifest import Manifest
 from livecam.notify import Notifier, watchdog_period
 from livecam.render import Rendered, Renderer
@@ -148,6 +149,7 @@ class Publisher:
         self.outage = Backoff(cap=max(cfg.camera.interval, 1.0), base=backoff)
         self._failing_since: float | None = None
         self._healthy = False  # the camera delivers and nothing unexpected broke
+        self._resumed = False  # seq continues from the published manifest
         self.status = Status(since=clock())
 
     @property
@@ -158,10 +160,19 @@ class Publisher:
     # --- one frame -----------------------------------------------------------------
 
     def start(self) -> None:
-        """Prepare the target, publish the page, resume `seq` from what is published."""
+        """Prepare the target, resume `seq` from what is published, publish the page.
+        Raises `PublishError` when the target cannot be read; `publish_next` tries
+        again before it publishes anything."""
         self.target.start()
-        self.manifest.resume(self.target.read_manifest())
+        self._resume()
         self.publish_site()
+
+    def _resume(self) -> None:
+        published = self.target.read_manifest()
+        self.manifest.resume(published)
+        if published and not self.manifest.seq:
+            log.warning("the published %s is not a manifest; seq starts at 1", MANIFEST)
+        self._resumed = True
 
     def publish_site(self) -> list[str]:
         if not self.cfg.site.enabled:
@@ -182,6 +193,8 @@ class Publisher:
             thumb, diff = self._unchanged.compare(frame) if self._unchanged else (None, None)
             if self._unchanged and not force and self._unchanged.skip(diff, t1):
                 return FrameResult(self.seq, True, difference=diff)
+            if not self._resumed:  # the target was unreadable so far: never guess seq
+                self._resume()
             rendered = self.renderer.render(frame, self.manifest.due())
             captured_at = frame.captured_at
         t2 = self.clock()

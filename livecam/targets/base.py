@@ -41,7 +41,10 @@ class Target(ABC):
 
     @abstractmethod
     def read_manifest(self) -> bytes | None:
-        """The manifest currently published, or None."""
+        """The manifest currently published, or None when there is none (a fresh start).
+
+        Raises `PublishError` when the target cannot say (unreachable, access denied):
+        a fresh start then could publish a `seq` already used."""
 
     @abstractmethod
     def check(self, report: Callable[[CheckStep], None]) -> bool:

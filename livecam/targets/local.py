@@ -140,10 +140,13 @@ class LocalTarget(Target):
         return changed
 
     def read_manifest(self) -> bytes | None:
+        path = self.path / MANIFEST
         try:
-            return (self.path / MANIFEST).read_bytes()
-        except OSError:
+            return path.read_bytes()
+        except FileNotFoundError:
             return None
+        except OSError as e:
+            raise PublishError(f"cannot read {path}: {_why(e)}") from e
 
     def check(self, report: Callable[[CheckStep], None]) -> bool:
         name = f"{TEMP_PREFIX}probe-{os.getpid()}.txt"

@@ -291,16 +291,16 @@ class S3Target(Target):
     def read_manifest(self) -> bytes | None:
         from botocore import exceptions as bx
 
+        key = self.key(MANIFEST)
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self.key(MANIFEST))
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
             return bytes(response["Body"].read(1_000_000))
         except bx.ClientError as e:
-            if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                log.warning("could not read the published manifest: %s", self._explain(e))
-            return None
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise PublishError(f"cannot read the manifest: {self._explain(e, key)}") from e
         except bx.BotoCoreError as e:
-            log.warning("could not read the published manifest: %s", self._explain(e))
-            return None
+            raise PublishError(f"cannot read the manifest: {self._explain(e, key)}") from e
 
     def check(self, report: Callable[[CheckStep], None]) -> bool:
         from botocore import exceptions as bx
