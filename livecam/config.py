@@ -1,28 +1,32 @@
 """The configuration schema: every key, its default and its validator, in one place.
 
-`load(path)` reads a TOML file and returns a frozen `Config`, or raises `ConfigError`
+Each dataclass field is one key: `setting(default, check)` states both, and one reader
+(`_read`) walks the fields. `load(path)` returns a frozen `Config` or raises `ConfigError`
 with one line naming the first bad key and what is allowed, e.g.
-``camera.interval: must be a number >= 0, got "fast"``.
+``camera.interval: must be a number >= 0 and <= 86400, got "fast"``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shlex
 import stat
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from livecam.errors import ConfigError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+D = TypeVar("D", bound="DataclassInstance")
 Validator = Callable[[Any], T]
 
 SOURCES = ("picamera2", "test", "command")
@@ -50,129 +54,7 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-_]{1,254}")
 _STORAGE_CLASS = re.compile(r"[A-Z][A-Z_]{1,40}")
 
 
-# --- the typed config -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CameraConfig:
-    """`[camera]`: where frames come from and how often."""
-
-    source: str = "picamera2"
-    width: int = 2028
-    height: int = 1520
-    interval: float = 2.0
-    quality: int = 85
-    timeout: float = 10.0
-    max_failures: int = 5
-    camera_num: int = 0
-    rotation: int = 0
-    hflip: bool = False
-    vflip: bool = False
-    exposure_time: int = 0
-    analogue_gain: float = 0.0
-    autofocus: str = "default"
-    lens_position: float | None = None
-    lores: bool = True
-    controls: Mapping[str, Any] = field(default_factory=dict)
-    command: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class VariantConfig:
-    """One `[[variants]]` entry: a JPEG published under `name`."""
-
-    name: str
-    width: int | None = None
-    height: int | None = None
-    quality: int = 85
-    every: int = 1
-
-    def size_for(self, width: int, height: int) -> tuple[int, int]:
-        """The output size for a `width` x `height` frame: a bounding box, aspect kept,
-        never upscaled, at least 1 x 1."""
-        scale = 1.0
-        if self.width is not None:
-            scale = min(scale, self.width / width)
-        if self.height is not None:
-            scale = min(scale, self.height / height)
-        if scale >= 1.0:
-            return width, height
-        # Half up, not Python's half-to-even: 112.5 px is 113 whatever the parity.
-        return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5))
-
-
-@dataclass(frozen=True)
-class TargetConfig:
-    """`[target]`: where the objects go."""
-
-    kind: str = "local"
-    path: str = ""
-    bucket: str = ""
-    prefix: str = ""
-    endpoint_url: str | None = None
-    region: str | None = None
-    addressing_style: str = "auto"
-    cache_control: str = "no-cache"
-    site_cache_control: str = "no-cache"
-    acl: str | None = None
-    storage_class: str | None = None
-    profile: str | None = None
-    access_key_id: str | None = field(default=None, repr=False)
-    secret_access_key: str | None = field(default=None, repr=False)
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    max_attempts: int = 2
-    workers: int = 4
-
-
-@dataclass(frozen=True)
-class PublishConfig:
-    """`[publish]`: when a frame is worth publishing."""
-
-    skip_unchanged: bool = False
-    change_threshold: float = 1.0
-    max_age: float = 60.0
-    status_interval: float = 600.0
-
-
-@dataclass(frozen=True)
-class SiteConfig:
-    """`[site]`: the live page published beside the images."""
-
-    enabled: bool = True
-    title: str = "livecam"
-    caption: str = ""
-    location: str = ""
-    link: str = ""
-    stale_after: float = 0.0
-
-    def stale_seconds(self, interval: float) -> float:
-        """Seconds after which the page calls the image stale."""
-        if self.stale_after > 0:
-            return self.stale_after
-        return max(3 * interval, 10.0)
-
-
-DEFAULT_VARIANTS: tuple[VariantConfig, ...] = (
-    VariantConfig("live.jpeg"),
-    VariantConfig("live800x600.jpeg", 800, 600),
-    VariantConfig("live320x240.jpeg", 320, 240),
-)
-
-
-@dataclass(frozen=True)
-class Config:
-    """A whole, validated configuration."""
-
-    camera: CameraConfig = field(default_factory=CameraConfig)
-    variants: tuple[VariantConfig, ...] = DEFAULT_VARIANTS
-    target: TargetConfig = field(default_factory=TargetConfig)
-    publish: PublishConfig = field(default_factory=PublishConfig)
-    site: SiteConfig = field(default_factory=SiteConfig)
-    source_path: str | None = None
-
-
-# --- validators -------------------------------------------------------------------------
+# --- validators: each returns the value or raises _Invalid saying what is allowed ------
 
 
 def show(value: Any) -> str:
@@ -198,26 +80,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def integer(lo: int, hi: int | None = None) -> Validator[int]:
+def integer(lo: int, hi: int) -> Validator[int]:
     def check(value: Any) -> int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok and value >= lo and (hi is None or value <= hi):
-            return int(value)
-        want = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
-        raise _Invalid(f"must be {want}, got {show(value)}")
+        if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+            return value
+        raise _Invalid(f"must be an integer from {lo} to {hi}, got {show(value)}")
 
     return check
 
 
-def number(lo: float, hi: float | None = None, *, above: bool = False) -> Validator[float]:
+def number(lo: float, hi: float, *, above: bool = False) -> Validator[float]:
+    """A number from `lo` (excluded if `above`) to `hi`."""
+
     def check(value: Any) -> float:
-        if _is_number(value) and math.isfinite(value):
-            low_ok = value > lo if above else value >= lo
-            if low_ok and (hi is None or value <= hi):
-                return float(value)
-        bound = f"> {lo:g}" if above else f">= {lo:g}"
-        want = f"a number {bound}" + ("" if hi is None else f" and <= {hi:g}")
-        raise _Invalid(f"must be {want}, got {show(value)}")
+        # Comparisons, not math.isfinite: NaN fails them, and a huge int overflows a float.
+        if _is_number(value) and (lo < value if above else lo <= value) and value <= hi:
+            return float(value)
+        raise _Invalid(
+            f"must be a number {'>' if above else '>='} {lo:g} and <= {hi:g}, got {show(value)}"
+        )
 
     return check
 
@@ -268,10 +149,20 @@ def url(value: Any) -> str:
     raise _Invalid(f"must be an http:// or https:// URL, got {show(value)}")
 
 
-def optional_url(value: Any) -> str:
-    if value == "":
-        return ""
-    return url(value)
+def optional(check: Validator[T], empty: Any = None) -> Validator[Any]:
+    """`check`, except that "" means unset (`empty`)."""
+
+    def wrapped(value: Any) -> Any:
+        return empty if value == "" else check(value)
+
+    return wrapped
+
+
+def directory(value: Any) -> str:
+    path = text(4096)(value)
+    if not path:
+        raise _Invalid("must name a directory, got an empty string")
+    return path
 
 
 def variant_name(value: Any) -> str:
@@ -350,93 +241,191 @@ def controls(value: Any) -> dict[str, Any]:
     return out
 
 
-def optional(check: Validator[T]) -> Validator[T | None]:
-    def wrapped(value: Any) -> T | None:
-        return None if value == "" else check(value)
+def setting(default: Any, check: Validator[Any], **kwargs: Any) -> Any:
+    """A config key: its default and its validator, read by `_read`."""
+    return field(default=default, metadata={"check": check}, **kwargs)
 
-    return wrapped
+
+# --- the typed config -------------------------------------------------------------------
+
+_SIZE = integer(MIN_SIZE, MAX_SIZE)
+_QUALITY = integer(1, 100)
+_DAY = 86400
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """`[camera]`: where frames come from and how often."""
+
+    source: str = setting("picamera2", choice(*SOURCES))
+    width: int = setting(2028, _SIZE)
+    height: int = setting(1520, _SIZE)
+    interval: float = setting(2.0, number(0, _DAY))
+    quality: int = setting(85, _QUALITY)
+    timeout: float = setting(10.0, number(0, 600, above=True))
+    max_failures: int = setting(5, integer(1, 1000))
+    camera_num: int = setting(0, integer(0, 16))
+    rotation: int = setting(0, choice(0, 180))
+    hflip: bool = setting(False, boolean)
+    vflip: bool = setting(False, boolean)
+    exposure_time: int = setting(0, integer(0, 10**9))
+    analogue_gain: float = setting(0.0, number(0, 64))
+    autofocus: str = setting("default", choice(*AUTOFOCUS_MODES))
+    lens_position: float | None = setting(None, number(0, 32))
+    lores: bool = setting(True, boolean)
+    controls: Mapping[str, Any] = field(default_factory=dict, metadata={"check": controls})
+    command: tuple[str, ...] = setting((), command)
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One `[[variants]]` entry: a JPEG published under `name`."""
+
+    name: str = field(metadata={"check": variant_name})
+    width: int | None = setting(None, _SIZE)
+    height: int | None = setting(None, _SIZE)
+    quality: int = setting(85, _QUALITY)  # read as camera.quality when unset
+    every: int = setting(1, integer(1, 100000))
+
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """The output size for a `width` x `height` frame: a bounding box, aspect kept,
+        never upscaled, at least 1 x 1."""
+        scale = 1.0
+        if self.width is not None:
+            scale = min(scale, self.width / width)
+        if self.height is not None:
+            scale = min(scale, self.height / height)
+        if scale >= 1.0:
+            return width, height
+        # Half up, not Python's half-to-even: 112.5 px is 113 whatever the parity.
+        return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5))
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """`[target]`: where the objects go."""
+
+    kind: str = setting("local", choice(*TARGET_KINDS))
+    path: str = setting("", directory)
+    bucket: str = setting("", matching(_BUCKET, "an S3 bucket name"))
+    prefix: str = setting("", prefix)
+    endpoint_url: str | None = setting(None, optional(url))
+    region: str | None = setting(None, optional(text(64)))
+    addressing_style: str = setting("auto", choice(*ADDRESSING_STYLES))
+    cache_control: str = setting("no-cache", text(200))
+    site_cache_control: str = setting("no-cache", text(200))
+    acl: str | None = setting(None, optional(choice(*CANNED_ACLS)))
+    storage_class: str | None = setting(
+        None, optional(matching(_STORAGE_CLASS, "an S3 storage class"))
+    )
+    profile: str | None = setting(None, optional(text(128)))
+    access_key_id: str | None = setting(None, optional(text(256)), repr=False)
+    secret_access_key: str | None = setting(None, optional(text(256)), repr=False)
+    connect_timeout: float = setting(5.0, number(0, 120, above=True))
+    read_timeout: float = setting(10.0, number(0, 600, above=True))
+    max_attempts: int = setting(2, integer(1, 10))
+    workers: int = setting(4, integer(1, 16))
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """`[publish]`: when a frame is worth publishing."""
+
+    skip_unchanged: bool = setting(False, boolean)
+    change_threshold: float = setting(1.0, number(0, 100))
+    max_age: float = setting(60.0, number(0, _DAY, above=True))
+    status_interval: float = setting(600.0, number(0, _DAY))
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """`[site]`: the live page published beside the images."""
+
+    enabled: bool = setting(True, boolean)
+    title: str = setting("livecam", text(200))
+    caption: str = setting("", text())
+    location: str = setting("", text(200))
+    link: str = setting("", optional(url, ""))
+    stale_after: float = setting(0.0, number(0, 7 * _DAY))
+
+    def stale_seconds(self, interval: float) -> float:
+        """Seconds after which the page calls the image stale."""
+        if self.stale_after > 0:
+            return self.stale_after
+        return max(3 * interval, 10.0)
+
+
+DEFAULT_VARIANTS: tuple[VariantConfig, ...] = (
+    VariantConfig("live.jpeg"),
+    VariantConfig("live800x600.jpeg", 800, 600),
+    VariantConfig("live320x240.jpeg", 320, 240),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated configuration."""
+
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    variants: tuple[VariantConfig, ...] = DEFAULT_VARIANTS
+    target: TargetConfig = field(default_factory=TargetConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    site: SiteConfig = field(default_factory=SiteConfig)
+    source_path: str | None = None
 
 
 # --- reading tables ---------------------------------------------------------------------
 
 
-class _Table:
-    """Takes keys out of one TOML table, validating each; the rest are unknown keys."""
+def _table(name: str, raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: must be a table ([{name}]), got {show(raw)}")
+    return raw
 
-    def __init__(self, name: str, raw: Any) -> None:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{name}: must be a table ([{name}]), got {show(raw)}")
-        self.name = name
-        self.raw = dict(raw)
-        self.allowed: list[str] = []
 
-    def has(self, key: str) -> bool:
-        return key in self.raw
-
-    def take(self, key: str, check: Validator[Any], default: Any = None) -> Any:
-        self.allowed.append(key)
-        if key not in self.raw:
-            return default
-        value = self.raw.pop(key)
-        try:
-            return check(value)
-        except _Invalid as e:
-            raise ConfigError(f"{self.name}.{key}: {e}") from None
-
-    def require(self, key: str, check: Validator[Any], why: str = "") -> Any:
-        if key not in self.raw:
-            raise ConfigError(f"{self.name}.{key}: is required{why}")
-        return self.take(key, check)
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.name}.{key}: {message}")
-
-    def finish(self) -> None:
-        for key in self.raw:
-            allowed = ", ".join(self.allowed)
+def _read(cls: type[D], name: str, raw: Any, skip: Collection[str] = (), **given: Any) -> D:
+    """One TOML table as `cls`: each field's check in order, its default when absent
+    (or `given`), then unknown keys refused. Fields in `skip` are not keys here."""
+    table = _table(name, raw)
+    keys = [f for f in fields(cls) if "check" in f.metadata and f.name not in skip]
+    values = dict(given)
+    for f in keys:
+        if f.name in table:
+            try:
+                values[f.name] = f.metadata["check"](table[f.name])
+            except _Invalid as e:
+                raise ConfigError(f"{name}.{f.name}: {e}") from None
+        elif f.default is MISSING and f.default_factory is MISSING and f.name not in given:
+            raise ConfigError(f"{name}.{f.name}: is required")
+    names = [f.name for f in keys]
+    for key in table:
+        if key not in names:
+            allowed = ", ".join(names)
             raise ConfigError(
-                f"{self.name}.{show(key).strip(chr(34))}: unknown key (allowed: {allowed})"
+                f"{name}.{show(key).strip(chr(34))}: unknown key (allowed: {allowed})"
             )
+    return cls(**values)
+
+
+# --- rules across keys ------------------------------------------------------------------
 
 
 def _camera(raw: Any) -> CameraConfig:
-    t = _Table("camera", raw)
-    d = CameraConfig()
-    source = t.take("source", choice(*SOURCES), d.source)
-    cam = CameraConfig(
-        source=source,
-        width=t.take("width", integer(MIN_SIZE, MAX_SIZE), d.width),
-        height=t.take("height", integer(MIN_SIZE, MAX_SIZE), d.height),
-        interval=t.take("interval", number(0, 86400), d.interval),
-        quality=t.take("quality", integer(1, 100), d.quality),
-        timeout=t.take("timeout", number(0, 600, above=True), d.timeout),
-        max_failures=t.take("max_failures", integer(1, 1000), d.max_failures),
-        camera_num=t.take("camera_num", integer(0, 16), d.camera_num),
-        rotation=t.take("rotation", choice(0, 180), d.rotation),
-        hflip=t.take("hflip", boolean, d.hflip),
-        vflip=t.take("vflip", boolean, d.vflip),
-        exposure_time=t.take("exposure_time", integer(0, 10**9), d.exposure_time),
-        analogue_gain=t.take("analogue_gain", number(0, 64), d.analogue_gain),
-        autofocus=t.take("autofocus", choice(*AUTOFOCUS_MODES), d.autofocus),
-        lens_position=t.take("lens_position", number(0, 32), d.lens_position),
-        lores=t.take("lores", boolean, d.lores),
-        controls=t.take("controls", controls, {}),
-        command=t.take("command", command, ()),
-    )
-    t.finish()
+    cam = _read(CameraConfig, "camera", raw)
     if cam.source == "command" and not cam.command:
-        raise t.error(
-            "command", 'is required when source = "command" (e.g. "rpicam-still -n -o -")'
+        raise ConfigError(
+            'camera.command: is required when source = "command" (e.g. "rpicam-still -n -o -")'
         )
     if cam.analogue_gain and cam.analogue_gain < 1:
-        raise t.error("analogue_gain", f"must be 0 (auto) or >= 1, got {cam.analogue_gain:g}")
+        raise ConfigError(
+            f"camera.analogue_gain: must be 0 (auto) or >= 1, got {cam.analogue_gain:g}"
+        )
     if cam.lens_position is not None and cam.autofocus != "manual":
-        raise t.error("lens_position", 'only applies with autofocus = "manual"')
+        raise ConfigError('camera.lens_position: only applies with autofocus = "manual"')
     if cam.exposure_time and cam.exposure_time / 1e6 >= cam.timeout:
-        raise t.error(
-            "timeout",
-            f"must be longer than camera.exposure_time ({cam.exposure_time / 1e6:g} s), "
-            f"got {cam.timeout:g}",
+        raise ConfigError(
+            "camera.timeout: must be longer than camera.exposure_time "
+            f"({cam.exposure_time / 1e6:g} s), got {cam.timeout:g}"
         )
     return cam
 
@@ -447,71 +436,16 @@ def _variants(raw: Any, camera: CameraConfig) -> tuple[VariantConfig, ...]:
     if len(raw) > 16:
         raise ConfigError(f"variants: at most 16 variants are allowed, got {len(raw)}")
     out: list[VariantConfig] = []
-    seen: set[str] = set()
     for i, item in enumerate(raw):
-        t = _Table(f"variants[{i}]", item)
-        name = t.require("name", variant_name)
-        v = VariantConfig(
-            name=name,
-            width=t.take("width", integer(MIN_SIZE, MAX_SIZE)),
-            height=t.take("height", integer(MIN_SIZE, MAX_SIZE)),
-            quality=t.take("quality", integer(1, 100), camera.quality),
-            every=t.take("every", integer(1, 100000), 1),
-        )
-        t.finish()
-        if name.lower() in seen:
-            raise t.error("name", f"{show(name)} is used by another variant; names must be unique")
-        seen.add(name.lower())
-        out.append(v)
-    return tuple(out)
-
-
-def _target(raw: Any) -> TargetConfig:
-    t = _Table("target", raw)
-    d = TargetConfig()
-    kind = t.take("kind", choice(*TARGET_KINDS), d.kind)
-    common = dict(
-        cache_control=t.take("cache_control", text(200), d.cache_control),
-        site_cache_control=t.take("site_cache_control", text(200), d.site_cache_control),
-    )
-    if kind == "local":
-        path = t.require("path", text(4096), ' when kind = "local" (the directory nginx serves)')
-        if not path:
-            raise t.error("path", "must name a directory, got an empty string")
-        target = TargetConfig(kind=kind, path=path, **common)
-    else:
-        bucket = t.require("bucket", matching(_BUCKET, "an S3 bucket name"), ' when kind = "s3"')
-        target = TargetConfig(
-            kind=kind,
-            bucket=bucket,
-            prefix=t.take("prefix", prefix, ""),
-            endpoint_url=t.take("endpoint_url", optional(url)),
-            region=t.take("region", optional(text(64))),
-            addressing_style=t.take("addressing_style", choice(*ADDRESSING_STYLES), "auto"),
-            acl=t.take("acl", optional(choice(*CANNED_ACLS))),
-            storage_class=t.take(
-                "storage_class", optional(matching(_STORAGE_CLASS, "an S3 storage class"))
-            ),
-            profile=t.take("profile", optional(text(128))),
-            access_key_id=t.take("access_key_id", optional(text(256))),
-            secret_access_key=t.take("secret_access_key", optional(text(256))),
-            connect_timeout=t.take("connect_timeout", number(0, 120, above=True), 5.0),
-            read_timeout=t.take("read_timeout", number(0, 600, above=True), 10.0),
-            max_attempts=t.take("max_attempts", integer(1, 10), 2),
-            workers=t.take("workers", integer(1, 16), 4),
-            **common,
-        )
-        if bool(target.access_key_id) != bool(target.secret_access_key):
-            raise t.error(
-                "secret_access_key" if target.access_key_id else "access_key_id",
-                "access_key_id and secret_access_key must be set together",
+        v = _read(VariantConfig, f"variants[{i}]", item, quality=camera.quality)
+        if v.name.lower() in {o.name.lower() for o in out}:
+            raise ConfigError(
+                f"variants[{i}].name: {show(v.name)} is used by another variant; "
+                "names must be unique"
             )
-    for key in t.raw:
-        other = "local" if kind == "s3" else "s3"
-        if key in _KIND_KEYS[other]:
-            raise t.error(key, f'only applies with kind = "{other}" (kind is "{kind}")')
-    t.finish()
-    return target
+        out.append(v)
+    # "Zero or more [[variants]]": none at all means the defaults.
+    return tuple(out) or tuple(replace(v, quality=camera.quality) for v in DEFAULT_VARIANTS)
 
 
 # Keys that belong to one kind only, derived from the schema: a local target has
@@ -521,34 +455,29 @@ _KIND_KEYS = {
     "local": {"path"},
     "s3": {f.name for f in fields(TargetConfig)} - _SHARED_KEYS - {"path"},
 }
+_REQUIRED = {"local": ("path", " (the directory nginx serves)"), "s3": ("bucket", "")}
 
 
-def _publish(raw: Any) -> PublishConfig:
-    t = _Table("publish", raw)
-    d = PublishConfig()
-    p = PublishConfig(
-        skip_unchanged=t.take("skip_unchanged", boolean, d.skip_unchanged),
-        change_threshold=t.take("change_threshold", number(0, 100), d.change_threshold),
-        max_age=t.take("max_age", number(0, 86400, above=True), d.max_age),
-        status_interval=t.take("status_interval", number(0, 86400), d.status_interval),
-    )
-    t.finish()
-    return p
-
-
-def _site(raw: Any) -> SiteConfig:
-    t = _Table("site", raw)
-    d = SiteConfig()
-    s = SiteConfig(
-        enabled=t.take("enabled", boolean, d.enabled),
-        title=t.take("title", text(200), d.title),
-        caption=t.take("caption", text(), d.caption),
-        location=t.take("location", text(200), d.location),
-        link=t.take("link", optional_url, d.link),
-        stale_after=t.take("stale_after", number(0, 86400 * 7), d.stale_after),
-    )
-    t.finish()
-    return s
+def _target(raw: Any) -> TargetConfig:
+    table = _table("target", raw)
+    # The kind alone first, through the schema: it decides which keys belong here.
+    kind = _read(TargetConfig, "target", {"kind": table.get("kind", "local")}).kind
+    other = "s3" if kind == "local" else "local"
+    for key in table:
+        if key in _KIND_KEYS[other]:
+            raise ConfigError(
+                f'target.{key}: only applies with kind = "{other}" (kind is "{kind}")'
+            )
+    needed, why = _REQUIRED[kind]
+    if needed not in table:
+        raise ConfigError(f'target.{needed}: is required when kind = "{kind}"{why}')
+    target = _read(TargetConfig, "target", table, skip=_KIND_KEYS[other])
+    if bool(target.access_key_id) != bool(target.secret_access_key):
+        raise ConfigError(
+            f"target.{'secret_access_key' if target.access_key_id else 'access_key_id'}: "
+            "access_key_id and secret_access_key must be set together"
+        )
+    return target
 
 
 SECTIONS = ("camera", "variants", "target", "publish", "site")
@@ -561,19 +490,14 @@ def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
             allowed = ", ".join(SECTIONS)
             raise ConfigError(f"{show(key).strip(chr(34))}: unknown section (allowed: {allowed})")
     camera = _camera(data.get("camera", {}))
-    # "Zero or more [[variants]]": none at all means the defaults.
-    variants = _variants(data["variants"], camera) if "variants" in data else ()
-    if not variants:
-        variants = tuple(
-            VariantConfig(v.name, v.width, v.height, camera.quality) for v in DEFAULT_VARIANTS
-        )
+    variants = _variants(data.get("variants", []), camera)
     if "target" not in data:
         raise ConfigError(
             'target: is required ([target] with kind = "local" and a path, or kind = "s3")'
         )
     target = _target(data["target"])
-    publish = _publish(data.get("publish", {}))
-    site = _site(data.get("site", {}))
+    publish = _read(PublishConfig, "publish", data.get("publish", {}))
+    site = _read(SiteConfig, "site", data.get("site", {}))
     if publish.max_age < camera.interval:
         raise ConfigError(
             f"publish.max_age: must be >= camera.interval ({camera.interval:g}), "
