@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-PAGE_CHECK = 60.0  # seconds between checks that the page is still on the target
+CHECK_EVERY = 60.0  # seconds between looks at the target for a wipe (S3: a HEAD each)
 
 
 class Ticker:
@@ -130,6 +130,7 @@ class Publisher:
         notifier: Notifier | None = None,
         site_files: Callable[[], Sequence[SiteFile]] = load_site,
         backoff: float = 0.5,
+        check_every: float = CHECK_EVERY,
     ) -> None:
         self.cfg = cfg
         self.target = target
@@ -137,6 +138,7 @@ class Publisher:
         self.clock = clock
         self.notifier = notifier or Notifier("")
         self._site_files = site_files
+        self.check_every = check_every
         self.camera = CameraSupervisor(
             open_camera, cfg.camera.timeout, cfg.camera.max_failures, backoff=backoff
         )
@@ -174,10 +176,10 @@ class Publisher:
             log.warning("the published %s is not a manifest; seq starts at 1", MANIFEST)
         self._resumed = True
 
-    def publish_site(self) -> list[str]:
+    def publish_site(self, *, verify: bool = False) -> list[str]:
         if not self.cfg.site.enabled:
             return []
-        changed = self.target.publish_site(self._site_files())
+        changed = self.target.publish_site(self._site_files(), verify=verify)
         if changed:
             log.info("published page files: %s", ", ".join(changed))
         return changed
@@ -195,6 +197,8 @@ class Publisher:
                 return FrameResult(self.seq, True, difference=diff)
             if not self._resumed:  # the target was unreadable so far: never guess seq
                 self._resume()
+            if self.target.free_lookups:  # a kept image deleted from the target is due now
+                self.manifest.forget(self.target.missing(self.manifest.kept()))
             rendered = self.renderer.render(frame, self.manifest.due())
             captured_at = frame.captured_at
         t2 = self.clock()
@@ -277,13 +281,18 @@ class Publisher:
         self.outage.reset()
         self._failing_since = None
         self.status.failing = ""
-        self._check_page()  # the target may have lost the page too (directory or bucket wiped)
+        self._check_target()  # it may have been wiped meanwhile
 
-    def _check_page(self) -> None:
+    def _check_target(self) -> None:
+        """Restore what a wiped directory or bucket lost: the page at once, the images
+        the manifest names without publishing them with the next frame."""
         try:
-            self.publish_site()
+            self.publish_site(verify=True)
+            if gone := self.target.missing(self.manifest.kept()):
+                log.warning("%s gone from the target: publishing again", ", ".join(gone))
+                self.manifest.forget(gone)
         except PublishError as e:
-            log.warning("could not publish the page: %s", e)
+            log.warning("could not check the target: %s", e)
 
     def _status_line(self) -> None:
         log.info("%s", self.status.line(self.clock()))
@@ -300,8 +309,7 @@ class Publisher:
             log.warning("target not ready (%s); publishing will retry", e)
         jobs = Jobs()
         jobs.every(self.cfg.publish.status_interval, self._status_line)
-        if self.cfg.site.enabled:
-            jobs.every(PAGE_CHECK, self._check_page)
+        jobs.every(self.check_every, self._check_target)
         frames = Ticker(self.cfg.camera.interval, self.clock)
         watchdog = watchdog_period()
         self.notifier.ready(f"publishing to {self.target.describe()}")

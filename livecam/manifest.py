@@ -123,6 +123,16 @@ class Manifest:
         n = self._frames
         return [v.name for v in self.variants if n % v.every == 0 or v.name not in self.entries]
 
+    def kept(self) -> list[str]:
+        """The images the next manifest names without publishing them again."""
+        due = self.due()
+        return [name for name in self.entries if name not in due]
+
+    def forget(self, names: Iterable[str]) -> None:
+        """These images are gone from the target: they are due on the next frame."""
+        for name in names:
+            self.entries.pop(name, None)
+
     def update(self, images: Iterable[Image], captured_at: datetime) -> Update:
         """The manifest naming `images` (captured at `captured_at`) and the kept ones."""
         seq = self.seq + 1

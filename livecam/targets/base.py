@@ -22,6 +22,9 @@ class CheckStep:
 class Target(ABC):
     """A place to publish to. Images always land before the manifest that names them."""
 
+    # `missing` costs no request (a stat): the loop may ask before every frame.
+    free_lookups = False
+
     @abstractmethod
     def describe(self) -> str:
         """Where this target writes, for logs (never with credentials)."""
@@ -36,8 +39,13 @@ class Target(ABC):
         Raises `PublishError`; the previously published frame stays intact."""
 
     @abstractmethod
-    def publish_site(self, files: Iterable[SiteFile]) -> list[str]:
-        """Publish the page files that differ from what is there; return their names."""
+    def publish_site(self, files: Iterable[SiteFile], *, verify: bool = False) -> list[str]:
+        """Publish the page files that differ from what is there; return their names.
+        `verify`: look at the target again instead of trusting what was published."""
+
+    @abstractmethod
+    def missing(self, names: Iterable[str]) -> list[str]:
+        """Which of these published objects are not on the target (any more)."""
 
     @abstractmethod
     def read_manifest(self) -> bytes | None:

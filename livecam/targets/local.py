@@ -42,6 +42,8 @@ def _why(e: OSError) -> str:
 class LocalTarget(Target):
     """Publishes into `path`, creating it if needed."""
 
+    free_lookups = True
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._counter = itertools.count()
@@ -126,8 +128,8 @@ class LocalTarget(Target):
             self.write(image.name, image.data)
         self.write(MANIFEST, manifest)
 
-    def publish_site(self, files: Iterable[SiteFile]) -> list[str]:
-        changed = []
+    def publish_site(self, files: Iterable[SiteFile], *, verify: bool = False) -> list[str]:
+        changed = []  # reading the files back is cheap: always verified
         for f in files:
             self._site[f.name] = f
             try:
@@ -138,6 +140,9 @@ class LocalTarget(Target):
                 self.write(f.name, f.data)
                 changed.append(f.name)
         return changed
+
+    def missing(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if not (self.path / name).is_file()]
 
     def read_manifest(self) -> bytes | None:
         path = self.path / MANIFEST

@@ -256,11 +256,11 @@ class S3Target(Target):
         self._wait(futures)
         self._wait([pool.submit(partial(self.put, MANIFEST, manifest, JSON_TYPE, cache))])
 
-    def publish_site(self, files: Iterable[SiteFile]) -> list[str]:
+    def publish_site(self, files: Iterable[SiteFile], *, verify: bool = False) -> list[str]:
         changed = []
         for f in files:
             want = (f'"{f.md5}"', content_type(f.name), self.cfg.site_cache_control)
-            have = self._site_state.get(f.name)
+            have = None if verify else self._site_state.get(f.name)
             if have is None:
                 have = self._remote_state(f.name)
             if have != want:
@@ -269,6 +269,9 @@ class S3Target(Target):
                 changed.append(f.name)
             self._site_state[f.name] = want
         return changed
+
+    def missing(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if self._remote_state(name) is None]
 
     def _remote_state(self, name: str) -> tuple[str, str, str] | None:
         """ETag, Content-Type and Cache-Control of a page file (one HEAD), None if absent."""
