@@ -10,53 +10,60 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from PIL import Image
 
 from livecam.errors import CameraError
 
-if TYPE_CHECKING:  # numpy is optional: cameras without it leave the arrays at None
+if TYPE_CHECKING:  # numpy is optional: cameras without it give images, not planes
     import numpy as np
 
 
-# The Pillow modes a frame's image may have: what the renderer and the encoders take.
-PIXEL_MODES = ("RGB", "RGBX", "L")
+# The Pillow modes a frame's image may have: what the renderer and the encoders take
+# (YCbCr: a JPEG decoded without its colour conversion).
+PIXEL_MODES = ("RGB", "RGBX", "L", "YCbCr")
+
+
+class Planes(NamedTuple):
+    """An image as YUV420 planes, the pixels a JPEG holds: Y (h, w), U (Cb) and V (Cr)
+    (ceil(h / 2), ceil(w / 2)), uint8 numpy arrays, full-range (JFIF, picamera2's sYCC)
+    values, rows contiguous (any row stride), maybe views of a camera's buffer."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.y.shape[1], self.y.shape[0]
 
 
 @dataclass
 class Frame:
     """One captured frame.
 
-    `image` is the full capture in mode "RGB" or "RGBX" (Pillow keeps RGB at 4 bytes a
-    pixel, so "RGBX" maps a camera buffer without a copy). `lores` is an optional
-    smaller copy the camera scaled itself (picamera2's ISP), used for small variants.
-    `captured_at` is timezone-aware UTC wall time. Call `release()` (or use `with`)
-    once the pixels are no longer needed: a camera may lend its own buffer.
-
-    `array`, when the camera has one, is the same pixels as a uint8 numpy array of
-    shape (height, width, 4) in R, G, B, X order for an "RGBX" image (a view of the
-    same memory, rows may be padded) or (height, width, 3) for "RGB"; the renderer
-    resizes it with OpenCV when it can. `lores_array` is the same for `lores`.
-
-    `lores_planes` is the lores copy as the camera has it, YUV420: the Y, U (Cb) and V
-    (Cr) planes as uint8 numpy arrays, Y (h, w), U and V (ceil(h / 2), ceil(w / 2)),
-    full-range (JFIF) values, rows contiguous, maybe views of the camera's buffer. A
-    camera that gives them may leave `lores` None: the renderer encodes the planes as
-    they are, and makes an image of them only for its Pillow path.
+    Its pixels are `planes` (a camera that delivers YUV420: nothing to convert), or
+    `image`, a Pillow image in one of `PIXEL_MODES` (the renderer converts it once), or
+    both, the same pixels. `lores` is an optional smaller copy the camera scaled itself
+    (picamera2's ISP), used for small variants. `captured_at` is timezone-aware UTC wall
+    time. Call `release()` (or use `with`) once the pixels are no longer needed: a
+    camera may lend its own buffer.
     """
 
-    image: Image.Image
+    image: Image.Image | None
     captured_at: datetime
-    lores: Image.Image | None = None
-    array: np.ndarray | None = field(default=None, repr=False)
-    lores_array: np.ndarray | None = field(default=None, repr=False)
-    lores_planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    planes: Planes | None = field(default=None, repr=False)
+    lores: Planes | None = field(default=None, repr=False)
     _release: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.image.size
+        if self.image is not None:
+            return self.image.size
+        if self.planes is not None:
+            return self.planes.size
+        return (0, 0)
 
     def release(self) -> None:
         """Give the pixels back to the camera; safe to call twice."""

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from livecam.render import Rendered
+from livecam.rendered import Rendered
 from livecam.site import SiteFile
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from livecam.errors import PublishError
 from livecam.manifest import NAME as MANIFEST
-from livecam.render import Rendered
+from livecam.rendered import Rendered
 from livecam.site import SiteFile
 from livecam.targets.base import CheckStep, Target
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from livecam.config import TargetConfig
 from livecam.errors import PublishError
 from livecam.manifest import NAME as MANIFEST
-from livecam.render import Rendered
+from livecam.rendered import Rendered
 from livecam.site import SiteFile, content_type
 from livecam.targets.base import CheckStep, Target
 
