@@ -15,9 +15,15 @@ THUMB_WIDTH = 64
 
 def thumbnail(frame: Frame) -> Image.Image:
     """A small greyscale copy of the frame (from the camera's lores copy if it has one)."""
-    src = frame.lores if frame.lores is not None else frame.image
-    if frame.lores is None and frame.lores_planes is not None:
-        src = Image.fromarray(frame.lores_planes[0])  # its luma: a copy of a small plane
+    planes = frame.lores if frame.lores is not None else frame.planes
+    if planes is not None:  # luma is the greyscale already; every k-th pixel spares a copy
+        import numpy as np
+
+        k = max(1, planes.y.shape[1] // (THUMB_WIDTH * 8))
+        src = Image.fromarray(np.ascontiguousarray(planes.y[::k, ::k]))
+    else:
+        assert frame.image is not None
+        src = frame.image
     # An integer reduce first: one cheap pass over the full frame instead of a filter.
     factor = max(1, src.width // (THUMB_WIDTH * 2))
     small = src.reduce(factor) if factor > 1 else src

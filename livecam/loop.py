@@ -26,7 +26,8 @@ from livecam.jobs import Jobs, Status
 from livecam.manifest import NAME as MANIFEST
 from livecam.manifest import Manifest
 from livecam.notify import Notifier, watchdog_period
-from livecam.render import Rendered, Renderer
+from livecam.render import Renderer
+from livecam.rendered import Rendered
 from livecam.site import SiteFile
 from livecam.site import load as load_site
 from livecam.targets.base import Target

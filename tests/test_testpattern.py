@@ -1,4 +1,4 @@
-"""The test camera: recycled frames look like fresh ones; the array is the image's memory."""
+"""The test camera: recycled frames look like fresh ones; its planes are its image."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from livecam.camera.base import Frame
 from livecam.camera.testpattern import TestPatternCamera
 
 T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
@@ -18,25 +19,35 @@ def test_a_recycled_frame_is_repainted_exactly(size: tuple[int, int]) -> None:
     times = iter([T0, T0 + timedelta(seconds=31.7), T0 + timedelta(seconds=7.2), T0, T0])
     camera = TestPatternCamera(*size, now=lambda: next(times))
     first = camera.capture()
-    fresh = first.image.tobytes()
+    fresh = pixels(first)
     first.release()
     with camera.capture():  # the sun and the bar elsewhere
         pass
     lent = camera.capture()  # not released: the next capture copies it
     camera._count = 0
     again = camera.capture()
-    assert again.image.tobytes() == fresh
+    assert pixels(again) == fresh
     lent.release()
     again.release()
     camera._count = 0
-    assert camera.capture().image.tobytes() == fresh
+    assert pixels(camera.capture()) == fresh
 
 
-def test_the_array_is_the_frame_itself() -> None:
+def pixels(frame: Frame) -> tuple[bytes, ...]:
+    assert frame.image is not None
+    planes = () if frame.planes is None else tuple(p.tobytes() for p in frame.planes)
+    return (frame.image.tobytes(), *planes)
+
+
+@pytest.mark.parametrize("size", [(320, 240), (321, 199)])
+def test_the_planes_are_the_image_as_yuv420(size: tuple[int, int]) -> None:
+    """Kept in step box by box, the planes equal a whole conversion of the image."""
     np = pytest.importorskip("numpy")
-    camera = TestPatternCamera(320, 240)
-    with camera.capture() as frame:
-        array = frame.array
-        assert array is not None
-        assert array.shape == (240, 320, 4) and not array.flags.owndata
-        assert np.array_equal(array, np.asarray(frame.image))
+    fast = pytest.importorskip("livecam.render.fast")
+    times = iter([T0, T0 + timedelta(seconds=31.7), T0 + timedelta(seconds=7.2)])
+    camera = TestPatternCamera(*size, now=lambda: next(times))
+    for _ in range(3):
+        with camera.capture() as frame:
+            assert frame.image is not None and frame.planes is not None
+            for ours, whole in zip(frame.planes, fast.planes_of(frame.image), strict=True):
+                assert np.array_equal(ours, whole)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from PIL import Image, ImageOps
 
-from livecam.camera.base import Camera, Frame
+from livecam.camera.base import PIXEL_MODES, Camera, Frame
 from livecam.config import MAX_SIZE, CameraConfig
 from livecam.errors import CameraError
 
@@ -124,6 +124,8 @@ class CommandCamera(Camera):
         image: Image.Image
         try:
             image = Image.open(io.BytesIO(data), formats=["JPEG"])
+            # JPEG's own YCbCr, not converted to RGB: the renderer encodes that.
+            image.draft("YCbCr", None)
             w, h = image.size
             if w > MAX_SIZE or h > MAX_SIZE:
                 raise CameraError(f"{who} wrote a {w}x{h} JPEG; at most {MAX_SIZE} a side")
@@ -134,7 +136,7 @@ class CommandCamera(Camera):
             ) from e
         if image.getexif().get(0x0112, 1) != 1:  # EXIF orientation: turn it upright
             image = ImageOps.exif_transpose(image)
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return image if image.mode in PIXEL_MODES else image.convert("RGB")
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

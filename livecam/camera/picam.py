@@ -7,10 +7,11 @@ to Pillow without a copy; the request goes back to the camera when the publisher
 (issues #958, #887), so only a failure closes and reopens it (the publisher does that).
 
 What this relies on, from picamera2's source (picamera2/picamera2.py, request.py):
-`XBGR8888` is R, G, B, X in memory (`_get_pil_mode`: "RGBX"), rows `stride` bytes apart
-(`camera_config["main"]["stride"]`); `MappedArray(request, name, reshape=False)` is the
-buffer itself, valid while the request is held; YUV420 planes are laid out as
-`CompletedRequest.save` reads them (see livecam/camera/yuv.py); a capture given `wait=`
+the main stream may be YUV420 (`check_stream_config`), in the full-range sYCC colour
+space that `create_still_configuration` asks for by default, JPEG's own; its planes
+are laid out as `CompletedRequest.save` reads them (see livecam/camera/yuv.py);
+`MappedArray(request, name, reshape=False)` is the buffer itself, valid while the
+request is held; the RGB formats map to Pillow as `_get_pil_mode` says; a capture given `wait=`
 raises `TimeoutError`, after which `cancel_all_and_flush()` lets `close()` proceed.
 picamera2 is imported here only, so the rest of livecam runs where it is missing.
 """
@@ -26,18 +27,17 @@ from typing import Any
 
 from PIL import Image
 
-from livecam.camera.base import Camera, Frame, call_within
+from livecam.camera.base import Camera, Frame, Planes, call_within
 from livecam.camera.yuv import yuv420_arrays
 from livecam.config import CameraConfig, VariantConfig
 from livecam.errors import CameraError
 
 log = logging.getLogger(__name__)
 
-# The main stream's pixel format. Pillow keeps RGB at 4 bytes a pixel, so XBGR8888
-# (R, G, B, X in memory) maps as an "RGBX" image in place; the 3-byte formats would
-# need an unpacking copy of every frame (Pillow's mode for each: picamera2's
-# `_get_pil_mode`).
-MAIN_FORMAT = "XBGR8888"
+# The main stream's pixel format: YUV420 is what the renderer encodes, so a frame
+# needs no conversion. Should a camera give RGB instead, Pillow maps it (the mode for
+# each: picamera2's `_get_pil_mode`).
+MAIN_FORMAT = "YUV420"
 RAW_MODES = {"XBGR8888": "RGBX", "XRGB8888": "BGRX", "BGR888": "RGB", "RGB888": "BGR"}
 # A Pi 4 and earlier only allow YUV for lores (`check_camera_config`); a Pi 5 takes it too.
 LORES_FORMAT = "YUV420"
@@ -207,7 +207,7 @@ class PiCamera(Camera):
         self._format = str(stream["format"])
         self._size = (int(stream["size"][0]), int(stream["size"][1]))
         self._stride = int(stream["stride"])
-        if self._format not in RAW_MODES:
+        if self._format not in ("YUV420", *RAW_MODES):
             raise CameraError(
                 f"camera {cfg.camera_num} ({self.model}) delivers {self._format} frames, "
                 'which livecam cannot read; for a USB webcam use source = "command" '
@@ -337,42 +337,35 @@ class PiCamera(Camera):
         loan = _Loan(request)
         self._loans.append(loan)
         try:
-            image, array = self._main_image(loan)
-            lores_planes = self._lores_planes(loan) if self._lores else None
+            image, planes = self._main(loan)
+            lores = self._planes(loan, "lores", *self._lores) if self._lores else None
         except Exception as e:
             self._give_back(loan)
             raise CameraError(f"could not read the frame: {type(e).__name__}: {e}") from e
         except BaseException:
             self._give_back(loan)
             raise
-        return Frame(
-            image,
-            captured_at,
-            array=array,
-            lores_planes=lores_planes,
-            _release=lambda: self._give_back(loan),
-        )
+        return Frame(image, captured_at, planes, lores, _release=lambda: self._give_back(loan))
 
-    def _main_image(self, loan: _Loan) -> tuple[Image.Image, Any]:
-        """The frame as an image and, for RGBX, as a (height, width, 4) numpy view."""
-        (w, h), stride, mode = self._size, self._stride, RAW_MODES[self._format]
+    def _main(self, loan: _Loan) -> tuple[Image.Image | None, Planes | None]:
+        """The frame as YUV420 planes, or as an image for the RGB formats."""
+        (w, h), stride = self._size, self._stride
+        if self._format == "YUV420":
+            return None, self._planes(loan, "main", self._size, stride)
+        mode = RAW_MODES[self._format]
         mapping = self._mapped_array(loan.request, "main", **self._map_args)
         if mode == "RGBX":
             # In place: the image is the camera's buffer until the frame is released.
             buffer = mapping.__enter__().array
             loan.mappings.append(mapping)
-            image = Image.frombuffer("RGBX", (w, h), buffer, "raw", mode, stride, 1)
-            return image, _rows(buffer, w, h, stride)
-        with mapping as m:  # the 3-byte orders need Pillow to unpack them: one copy
+            return Image.frombuffer("RGBX", (w, h), buffer, "raw", mode, stride, 1), None
+        with mapping as m:  # the other orders need Pillow to unpack them: one copy
             return Image.frombuffer("RGB", (w, h), m.array, "raw", mode, stride, 1), None
 
-    def _lores_planes(self, loan: _Loan) -> Any:
-        """The lores stream's Y, U and V planes, views of the camera's buffer until the
-        frame is released: nothing converted (the renderer encodes YUV420 planes as
-        they are; its Pillow path and the change check make what they need of them)."""
-        assert self._lores is not None
-        size, stride = self._lores
-        mapping = self._mapped_array(loan.request, "lores", **self._map_args)
+    def _planes(self, loan: _Loan, name: str, size: tuple[int, int], stride: int) -> Planes:
+        """A YUV420 stream's planes, views of the camera's buffer until the frame is
+        released: nothing converted."""
+        mapping = self._mapped_array(loan.request, name, **self._map_args)
         buffer = mapping.__enter__().array
         loan.mappings.append(mapping)
         return yuv420_arrays(buffer, size, stride)
@@ -432,11 +425,3 @@ class PiCamera(Camera):
             ) from None
         if errors:
             raise CameraError("closing the camera: " + "; ".join(errors))
-
-
-def _rows(buffer: Any, width: int, height: int, stride: int) -> Any:
-    """A (height, width, 4) view of an XBGR8888 buffer whose rows are `stride` bytes
-    apart: the same memory, padding skipped (OpenCV reads such a view in place)."""
-    import numpy as np  # picamera2 needs it, so it is there
-
-    return np.ndarray((height, width, 4), np.uint8, buffer, 0, (stride, 4, 1))

@@ -104,15 +104,18 @@ class CameraSupervisor:
 
 def check_frame(frame: object) -> None:
     """A frame the renderer can use, or a CameraError saying what is wrong with it."""
-    if not isinstance(frame, Frame) or not isinstance(frame.image, Image.Image):
+    image = getattr(frame, "image", None)
+    if not isinstance(frame, Frame) or not (
+        isinstance(image, Image.Image) or frame.planes is not None
+    ):
         raise CameraError(f"camera returned {type(frame).__name__}, not a frame")
-    image = frame.image
-    if image.mode not in PIXEL_MODES:
+    if image is not None and image.mode not in PIXEL_MODES:
         frame.release()
         raise CameraError(f"camera returned pixels in mode {image.mode!r}, not RGB")
-    if image.width < 16 or image.height < 16:
+    w, h = frame.size
+    if w < 16 or h < 16:
         frame.release()
-        raise CameraError(f"camera returned a {image.width}x{image.height} frame, too small")
+        raise CameraError(f"camera returned a {w}x{h} frame, too small")
     if frame.captured_at.tzinfo is None:
         frame.release()
         raise CameraError("camera returned a capture time without a time zone")

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-from livecam.camera.base import Camera, Frame
+from livecam.camera.base import Camera, Frame, Planes
 
 BARS = [
     (192, 192, 192),
@@ -87,13 +86,12 @@ def scene_pixels(width: int, height: int) -> bytearray:
 class TestPatternCamera(Camera):
     """A camera that draws its frames; `now` is injectable for tests.
 
-    A frame is a bytearray of RGBX rows that the frame's image (and, with numpy, its
-    array) maps without a copy. Each capture repaints only what the previous one drew
-    and draws the moving parts on small patches written back into the rows: no
-    48 MB copy per frame at 12 MP, and no Pillow drawing on a mapped image (Pillow
-    copies a mapped image before it draws on it). To repaint, it keeps the scene's
-    rows that the moving parts can reach, the top 53%: 22 MB less than a whole
-    scene at 12 MP (bench.py --soak)."""
+    A frame is a bytearray of RGBX rows that the frame's image maps without a copy and,
+    with numpy, the same pixels as YUV420 planes (what a Pi camera gives: the renderer
+    then converts nothing), kept in step box by box. Each capture repaints only what
+    the previous one drew and draws the moving parts on small patches written back
+    into the rows, so a capture costs little next to rendering. To repaint, it keeps
+    the scene's rows that the moving parts can reach, not a whole scene."""
 
     __test__ = False  # not a pytest test class
 
@@ -114,8 +112,9 @@ class TestPatternCamera(Camera):
         # A frame handed back by `release()` and the boxes drawn on it: the next capture
         # repaints only those from the scene. The last frame lent out, to copy when the
         # next capture comes before its release.
-        self._spare: tuple[bytearray, list[Box]] | None = (first, [])
-        self._last: tuple[bytearray, list[Box]] = (first, [])
+        buffer: _Buffer = (first, _planes_of(first, width, height), [])
+        self._spare: _Buffer | None = buffer
+        self._last: _Buffer = buffer
 
     def describe(self) -> str:
         return f"test pattern {self.width}x{self.height}"
@@ -126,11 +125,12 @@ class TestPatternCamera(Camera):
         w, h = self.width, self.height
         t = captured_at.timestamp()
         if self._spare is not None:
-            pixels, dirty = self._spare
+            pixels, planes, dirty = self._spare
             self._spare = None
         else:
-            lent, dirty = self._last
+            lent, lent_planes, dirty = self._last
             pixels = bytearray(lent)
+            planes = None if lent_planes is None else Planes(*(p.copy() for p in lent_planes))
         for box in dirty:
             self._copy_rows(self._scene, pixels, box)
         image = Image.frombuffer("RGBX", (w, h), pixels, "raw", "RGBX", 0, 1)
@@ -187,14 +187,15 @@ class TestPatternCamera(Camera):
             d.text((tail_at[0] + x, tail_at[1] + y), tail, font=self._font, fill=(255, 255, 255))
 
         paint((left, top, right, bottom), text)
-        array = _as_array(pixels, w, h)
-
-        self._last = (pixels, drawn)
+        if planes is not None:
+            for box in dirty + drawn:
+                _sync(image, planes, box)
+        self._last = (pixels, planes, drawn)
 
         def give_back() -> None:
-            self._spare = (pixels, drawn)
+            self._spare = (pixels, planes, drawn)
 
-        return Frame(image=image, captured_at=captured_at, array=array, _release=give_back)
+        return Frame(image, captured_at, planes, _release=give_back)
 
     def _head(self, head: str, origin: tuple[int, int]) -> tuple[Box, Image.Image]:
         """The label's head drawn white on black, and where it goes (whole pixels)."""
@@ -237,20 +238,38 @@ class TestPatternCamera(Camera):
 
 
 Box = tuple[int, int, int, int]
+_Buffer = tuple[bytearray, "Planes | None", list[Box]]  # RGBX rows, their planes, drawn boxes
 
 
 def _shift(box: Box, dx: int, dy: int) -> Box:
     return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
 
 
-def _as_array(pixels: bytearray, width: int, height: int) -> Any:
-    """The frame as a (height, width, 4) numpy view for the renderer, or None without
-    numpy (livecam runs without it; the renderer then uses Pillow)."""
+def _planes_of(pixels: bytearray, width: int, height: int) -> Planes | None:
+    """The RGBX rows as YUV420 planes, or None without numpy."""
     try:
         import numpy as np
     except ImportError:
         return None
-    return np.frombuffer(pixels, np.uint8).reshape(height, width, 4)
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    planes = Planes(*(np.empty(s, np.uint8) for s in ((height, width), (ch, cw), (ch, cw))))
+    image = Image.frombuffer("RGBX", (width, height), pixels, "raw", "RGBX", 0, 1)
+    _sync(image, planes, (0, 0, width, height))
+    return planes
+
+
+def _sync(image: Image.Image, planes: Planes, box: Box) -> None:
+    """Bring `planes` in step with `image` over `box`, widened to whole 2x2 blocks."""
+    import numpy as np
+
+    x0, y0 = box[0] - box[0] % 2, box[1] - box[1] % 2
+    x1, y1 = min(box[2] + box[2] % 2, image.width), min(box[3] + box[3] % 2, image.height)
+    y, cb, cr = image.crop((x0, y0, x1, y1)).convert("RGB").convert("YCbCr").split()
+    planes.y[y0:y1, x0:x1] = np.asarray(y)
+    cx, cy = x0 // 2, y0 // 2
+    for plane, part in ((planes.u, cb), (planes.v, cr)):
+        chroma = np.asarray(part.reduce(2))
+        plane[cy : cy + chroma.shape[0], cx : cx + chroma.shape[1]] = chroma
 
 
 def _clip(box: Box, w: int, h: int) -> Box:

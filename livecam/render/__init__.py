@@ -53,7 +53,7 @@ class Renderer:
         self.path = "planes" if self.fast else "pillow"
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="render")
         if self.fast:
-            log.info("render: YUV420 planes, Pillow resizes, simplejpeg encodes")
+            log.info("render: YUV420 planes, OpenCV resizes, simplejpeg encodes")
         elif fast:
             log.info("render: Pillow only (%s); `pip install 'livecam[fast]'`", NO_FAST)
 

@@ -48,14 +48,21 @@ def resize(plane: np.ndarray, size: Size, scale: tuple[float, float]) -> np.ndar
     """`plane` scaled by `scale` (output over input pixels), cropped or edge-padded to
     `size`. Exact halvings take OpenCV's SIMD 2x2 box; one short step does the rest."""
     fx, fy = scale
-    while fx <= 0.5 and fy <= 0.5 and min(plane.shape) > 1:
-        h, w = plane.shape[0] // 2, plane.shape[1] // 2
-        plane = cv2.resize(plane[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
-        fx, fy = fx * 2, fy * 2
+    while True:
+        kx = 2 if fx <= 0.5 and plane.shape[1] > 1 else 1
+        ky = 2 if fy <= 0.5 and plane.shape[0] > 1 else 1
+        if kx == ky == 1:
+            break
+        h, w = plane.shape[0] // ky, plane.shape[1] // kx
+        plane = cv2.resize(plane[: ky * h, : kx * w], (w, h), interpolation=cv2.INTER_AREA)
+        fx, fy = fx * kx, fy * ky
     # Near a factor of one bilinear blurs (most samples fall between two pixels).
     cubic = max(fx, fy) > 1 / CUBIC_BELOW
     interpolation = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
-    out = cv2.resize(plane, None, fx=fx, fy=fy, interpolation=interpolation)
+    if round(plane.shape[1] * fx) and round(plane.shape[0] * fy):
+        out = cv2.resize(plane, None, fx=fx, fy=fy, interpolation=interpolation)
+    else:  # under a sample across or down
+        out = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
     rows, cols = min(out.shape[0], size[1]), min(out.shape[1], size[0])
     if (rows, cols) == (size[1], size[0]):
         return out[:rows, :cols]
