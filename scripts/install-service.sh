@@ -193,11 +193,6 @@ if ! pip_install "$@" --only-binary opencv-python-headless "${ROOT}[fast]"; then
     say "      (apt's OpenCV does the same job: sudo apt install -y python3-opencv)"
     pip_install "$ROOT"
 fi
-# libjpeg-turbo's own colour conversion (livecam/turbo.py) needs libturbojpeg0.
-if ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q 'libturbojpeg\.so\.0'; then
-    say "note: libturbojpeg0 is not installed; OpenCV converts the frames instead, at more"
-    say "      CPU (docs/performance.md): sudo apt install -y libturbojpeg0"
-fi
 run install -m 0644 "$ROOT/README.md" "$PREFIX/README.md"
 
 # --- config: never overwritten; only the service's user reads it (the unit's

@@ -7,6 +7,7 @@ import importlib
 import io
 import logging
 import math
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -335,6 +336,17 @@ def test_the_path_is_logged_once_with_what_would_be_faster(
         assert caplog.messages == [
             "render: Pillow only (simplejpeg < 1.8); `pip install 'livecam[fast]'`"
         ]
+        monkeypatch.undo()
+        monkeypatch.setitem(sys.modules, "cv2", None)  # an install without OpenCV
+        monkeypatch.delitem(sys.modules, "livecam.render.fast")
+        monkeypatch.delattr(livecam.render, "fast")
+        importlib.reload(livecam.render)
+        assert livecam.render.fast is None and "cv2" in livecam.render.NO_FAST
+        r = livecam.render.Renderer(DEFAULT_VARIANTS)
+        try:
+            assert r.path == "pillow" and len(r.render(Frame(photo_like(64, 48), NOW))) == 3
+        finally:
+            r.close()
     finally:
         monkeypatch.undo()
         importlib.reload(livecam.render)
