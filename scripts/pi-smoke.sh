@@ -100,14 +100,15 @@ try:
         with camera.capture() as frame:
             took = time.monotonic() - t
             w, h = frame.size
-            line = f"capture {i + 1:<8} {ms(took)}  {w}x{h} {frame.image.mode}"
-            lores = frame.lores_planes[0].shape[::-1] if frame.lores_planes else None
+            kind = "YUV420" if frame.image is None else frame.image.mode
+            line = f"capture {i + 1:<8} {ms(took)}  {w}x{h} {kind}"
+            lores = None if frame.lores is None else frame.lores.size
             if lores is not None and small:
                 c = time.process_time()
                 renderer.render(frame)
                 with_lores = time.process_time() - c
                 c = time.process_time()
-                renderer.render(Frame(frame.image, frame.captured_at, array=frame.array))
+                renderer.render(Frame(frame.image, frame.captured_at, frame.planes))
                 without = time.process_time() - c
                 line += (
                     f"; small variants CPU {ms(with_lores).strip()} from lores "
