@@ -370,6 +370,6 @@ def test_pi_smoke_runs_through_with_the_fake_camera() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "Pi camera 0: imx477, sensor 4056x3040; frames 2028x1520 XBGR8888" in out
+    assert "Pi camera 0: imx477, sensor 4056x3040; frames 2028x1520 YUV420" in out
     assert "from lores 800x600" in out and "from the full frame" in out
     assert "published frame 1: live.jpeg 2028x1520" in out

@@ -188,7 +188,7 @@ class TestPatternCamera(Camera):
 
         paint((left, top, right, bottom), text)
         if planes is not None:
-            for box in dirty + drawn:
+            for box in _merged(dirty + drawn):
                 _sync(image, planes, box)
         self._last = (pixels, planes, drawn)
 
@@ -254,8 +254,28 @@ def _planes_of(pixels: bytearray, width: int, height: int) -> Planes | None:
     cw, ch = (width + 1) // 2, (height + 1) // 2
     planes = Planes(*(np.empty(s, np.uint8) for s in ((height, width), (ch, cw), (ch, cw))))
     image = Image.frombuffer("RGBX", (width, height), pixels, "raw", "RGBX", 0, 1)
-    _sync(image, planes, (0, 0, width, height))
+    for top in range(0, height, 256):  # in bands: whole-frame temporaries would peak high
+        _sync(image, planes, (0, top, width, min(height, top + 256)))
     return planes
+
+
+def _merged(boxes: list[Box]) -> list[Box]:
+    """`boxes` with each overlapping pair joined where that converts no more pixels (the
+    sun and the label move little from one frame to the next)."""
+    out: list[Box] = []
+    for b in boxes:
+        for i, o in enumerate(out):
+            u = (min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3]))
+            if _area(u) <= _area(b) + _area(o):
+                out[i] = u
+                break
+        else:
+            out.append(b)
+    return out
+
+
+def _area(box: Box) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _sync(image: Image.Image, planes: Planes, box: Box) -> None:
