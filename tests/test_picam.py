@@ -142,6 +142,8 @@ def test_fake_shapes_yuv420_as_picamera2_does(fake: Any) -> None:
     array = cam.capture_array("main", wait=1)
     stride = cam.camera_configuration()["main"]["stride"]
     assert array.shape == (720, stride) and stride == 640
+    # Red in full-range BT.601: Y 76, Cb 85, Cr 255; U rows, then V rows, stride / 2 wide.
+    assert (array[0, 0], array[480, 0], array[600, 0]) == pytest.approx((76, 85, 255), abs=1)
     cam.close()
 
 

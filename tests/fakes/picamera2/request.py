@@ -86,7 +86,9 @@ class CompletedRequest:
         config = self.config.get(name)
         if config is None:
             raise RuntimeError(f"Stream {name!r} is not defined")
-        return np.ascontiguousarray(make_array_shared(self.buffers[name], config))
+        # A copy, contiguous, as picamera2's (np.copy or np.ascontiguousarray): a YUV420
+        # view is contiguous already, and must not outlive the request's buffer.
+        return np.array(make_array_shared(self.buffers[name], config), copy=True)
 
     def make_image(
         self, name: str, width: int | None = None, height: int | None = None
