@@ -284,7 +284,7 @@ def _sync(image: Image.Image, planes: Planes, box: Box) -> None:
 
     x0, y0 = box[0] - box[0] % 2, box[1] - box[1] % 2
     x1, y1 = min(box[2] + box[2] % 2, image.width), min(box[3] + box[3] % 2, image.height)
-    y, cb, cr = image.crop((x0, y0, x1, y1)).convert("RGB").convert("YCbCr").split()
+    y, cb, cr = image.crop((x0, y0, x1, y1)).convert("YCbCr").split()
     planes.y[y0:y1, x0:x1] = np.asarray(y)
     cx, cy = x0 // 2, y0 // 2
     for plane, part in ((planes.u, cb), (planes.v, cr)):

@@ -29,7 +29,7 @@ def planes_of(image: Image.Image) -> Planes:
     if image.mode == "L":
         grey = Image.new("L", ((w + 1) // 2, (h + 1) // 2), 128)
         return padded(np.asarray(image), np.asarray(grey), np.asarray(grey))
-    ycc = image if image.mode == "YCbCr" else image.convert("RGB").convert("YCbCr")
+    ycc = image if image.mode == "YCbCr" else image.convert("YCbCr")
     y, cb, cr = ycc.split()
     return padded(*(np.asarray(p) for p in (y, cb.reduce(2), cr.reduce(2))))
 
