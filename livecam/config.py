@@ -42,7 +42,10 @@ CANNED_ACLS = (
     "bucket-owner-full-control",
 )
 MANIFEST_NAME = "live.json"
-MIN_SIZE, MAX_SIZE = 16, 16384
+# The largest Pi camera (the 64 MP Hawkeye) captures 9152x6944: no capture or variant needs
+# more, and 16384x16384 took 2.5 GB for one frame (the service's MemoryMax is 512M).
+MIN_SIZE, MAX_SIZE = 16, 9152
+MAX_PIXELS = 9152 * 6944
 MAX_TEXT = 300
 
 # A published name: a plain file name, no directories, no leading dot (temp files
@@ -89,16 +92,17 @@ def integer(lo: int, hi: int) -> Validator[int]:
     return check
 
 
-def number(lo: float, hi: float, *, above: bool = False) -> Validator[float]:
-    """A number from `lo` (excluded if `above`) to `hi`."""
+def number(lo: float, hi: float, *, above: bool = False, off: bool = False) -> Validator[float]:
+    """A number from `lo` (excluded if `above`) to `hi`; with `off`, 0 as well."""
 
     def check(value: Any) -> float:
         # Comparisons, not math.isfinite: NaN fails them, and a huge int overflows a float.
         if _is_number(value) and (lo < value if above else lo <= value) and value <= hi:
             return float(value)
-        raise _Invalid(
-            f"must be a number {'>' if above else '>='} {lo:g} and <= {hi:g}, got {show(value)}"
-        )
+        if off and _is_number(value) and value == 0:
+            return 0.0
+        want = f"a number {'>' if above else '>='} {lo:g} and <= {hi:g}"
+        raise _Invalid(f"must be {'0 (off) or ' if off else ''}{want}, got {show(value)}")
 
     return check
 
@@ -334,7 +338,8 @@ class PublishConfig:
     skip_unchanged: bool = setting(False, boolean)
     change_threshold: float = setting(1.0, number(0, 100))
     max_age: float = setting(60.0, number(0, _DAY, above=True))
-    status_interval: float = setting(600.0, number(0, _DAY))
+    # A status line sums up a period: below 10 s, --verbose (a line per frame) says more.
+    status_interval: float = setting(600.0, number(10, _DAY, off=True))
 
 
 @dataclass(frozen=True)
@@ -415,6 +420,11 @@ def _camera(raw: Any) -> CameraConfig:
     if cam.source == "command" and not cam.command:
         raise ConfigError(
             'camera.command: is required when source = "command" (e.g. "rpicam-still -n -o -")'
+        )
+    if cam.width * cam.height > MAX_PIXELS:
+        raise ConfigError(
+            f"camera.height: width x height must be at most {MAX_PIXELS} pixels (64 MP, "
+            f"9152x6944: the largest Pi camera), got {cam.width}x{cam.height}"
         )
     if cam.analogue_gain and cam.analogue_gain < 1:
         raise ConfigError(

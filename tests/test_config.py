@@ -39,17 +39,38 @@ BAD_CONFIGS = [
     (
         "width-too-small",
         "[camera]\nwidth = 4\n" + LOCAL,
-        "camera.width: must be an integer from 16 to 16384, got 4",
+        "camera.width: must be an integer from 16 to 9152, got 4",
     ),
     (
         "width-float",
         "[camera]\nwidth = 800.5\n" + LOCAL,
-        "camera.width: must be an integer from 16 to 16384, got 800.5",
+        "camera.width: must be an integer from 16 to 9152, got 800.5",
     ),
     (
         "height-string",
         '[camera]\nheight = "720"\n' + LOCAL,
-        'camera.height: must be an integer from 16 to 16384, got "720"',
+        'camera.height: must be an integer from 16 to 9152, got "720"',
+    ),
+    (
+        "width-past-the-largest-sensor",
+        "[camera]\nwidth = 16384\nheight = 16384\n" + LOCAL,
+        "camera.width: must be an integer from 16 to 9152, got 16384",
+    ),
+    (
+        "pixels-past-the-largest-sensor",
+        "[camera]\nwidth = 9152\nheight = 9152\n" + LOCAL,
+        "camera.height: width x height must be at most 63551488 pixels (64 MP, 9152x6944: "
+        "the largest Pi camera), got 9152x9152",
+    ),
+    (
+        "variant-box-past-the-largest-sensor",
+        '[[variants]]\nname = "a.jpeg"\nwidth = 16384\n' + LOCAL,
+        "variants[0].width: must be an integer from 16 to 9152, got 16384",
+    ),
+    (
+        "status-interval-flood",
+        "[publish]\nstatus_interval = 0.000001\n" + LOCAL,
+        "publish.status_interval: must be 0 (off) or a number >= 10 and <= 86400, got 1e-06",
     ),
     (
         "quality-out-of-range",
@@ -327,3 +348,18 @@ def test_config_error_has_no_traceback_in_python() -> None:
     with pytest.raises(ConfigError) as e:
         config.parse({"camera": {"interval": "fast"}, "target": {"path": "/x"}})
     assert e.value.__cause__ is None and e.value.__suppress_context__
+
+
+# --- bounds a real camera never needs to pass (#13 item 8) ----------------------------------
+
+
+def test_the_largest_pi_sensor_fits() -> None:
+    for w, h in ((9152, 6944), (6944, 9152), (4056, 3040), (16, 16)):
+        cfg = config.parse({"camera": {"width": w, "height": h}, "target": {"path": "/x"}})
+        assert (cfg.camera.width, cfg.camera.height) == (w, h)
+
+
+@pytest.mark.parametrize("seconds", [0, 10, 600, 86400])
+def test_status_interval_off_or_at_least_10_s(seconds: float) -> None:
+    cfg = config.parse({"publish": {"status_interval": seconds}, "target": {"path": "/x"}})
+    assert cfg.publish.status_interval == seconds
