@@ -47,6 +47,8 @@ MANIFEST_NAME = "live.json"
 MIN_SIZE, MAX_SIZE = 16, 9152
 MAX_PIXELS = 9152 * 6944
 MAX_TEXT = 300
+# A config is a few KiB: a larger file is a wrong path (a log, an image), not a config.
+MAX_FILE_BYTES = 1 << 20
 
 # A published name: a plain file name, no directories, no leading dot (temp files
 # and dotfiles are ours), ending in .jpeg or .jpg.
@@ -69,8 +71,8 @@ def show(value: Any) -> str:
     else:
         try:
             text = json.dumps(value, ensure_ascii=False, default=str)
-        except ValueError:  # NaN and infinities
-            text = str(value)
+        except (ValueError, RecursionError):  # an int past Python's digit limit, deep arrays
+            text = "a value too large to show"
     text = _CONTROL.sub("?", text)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -520,21 +522,32 @@ def load(path: str | os.PathLike[str]) -> Config:
     """Read and validate the TOML file at `path`."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        # A regular file only: a FIFO blocks for ever, a device such as /dev/zero never ends.
+        mode = p.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{p}: is a directory, expected a TOML file")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{p}: not a regular file, expected a TOML file")
+        with p.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"{p}: no such file (copy config.example.toml there, or pass -c PATH)"
         ) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory, expected a TOML file") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{p}: larger than {MAX_FILE_BYTES >> 20} MiB, not a livecam config")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    except ValueError:  # int() refuses more digits than sys.get_int_max_str_digits()
+        raise ConfigError(f"{p}: invalid TOML: a number with too many digits") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid TOML: arrays or tables nested too deeply") from None
     return parse(data, str(p))
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +14,7 @@ import pytest
 from livecam import cli, config
 from livecam.errors import ConfigError
 
-from .conftest import run_cli, write_config
+from .conftest import PUBLISHER, run_cli, write_config
 
 LOCAL = '[target]\nkind = "local"\npath = "/tmp/livecam-never-written"\n'
 
@@ -348,6 +352,79 @@ def test_config_error_has_no_traceback_in_python() -> None:
     with pytest.raises(ConfigError) as e:
         config.parse({"camera": {"interval": "fast"}, "target": {"path": "/x"}})
     assert e.value.__cause__ is None and e.value.__suppress_context__
+
+
+# --- input the parser cannot take, and files that are not files (#13 item 7) ---------------
+
+UNREADABLE = [
+    # (id, file body, the message after "PATH: ")
+    (
+        "nested-too-deeply",
+        "a = " + "[" * 1000 + "]" * 1000,
+        "invalid TOML: arrays or tables nested",
+    ),
+    ("integer-digits", "a = 1" + "0" * 5000, "invalid TOML: a number with too many digits"),
+    (
+        "hex-integer-shown",
+        "[camera]\nwidth = 0x" + "f" * 5000 + "\n" + LOCAL,
+        "camera.width: must be an integer from 16 to 9152, got a value too large to show",
+    ),
+    ("over-1-mib", "#" * (1 << 20) + "\n" + LOCAL, "larger than 1 MiB, not a livecam config"),
+]
+
+
+def check_config(path: str | Path) -> subprocess.CompletedProcess[str]:
+    """`publisher.py check -c PATH` as a user runs it, bounded in time and memory so that a
+    regression fails instead of hanging or eating the machine's memory."""
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))
+
+    return subprocess.run(
+        [sys.executable, str(PUBLISHER), "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=limit_memory,
+        check=False,
+    )
+
+
+def config_failure(result: subprocess.CompletedProcess[str], path: object) -> str:
+    """The one line `check` prints for a config error, after "PATH: "; exit 2."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    [line] = result.stdout.splitlines()
+    assert line.startswith(f"FAIL config {path}: "), line
+    return line.removeprefix(f"FAIL config {path}: ")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"), [u[1:] for u in UNREADABLE], ids=[u[0] for u in UNREADABLE]
+)
+def test_toml_the_parser_cannot_take_is_one_line(tmp_path: Path, body: str, expected: str) -> None:
+    path = write_config(tmp_path, body)
+    message = config_failure(check_config(path), path)
+    assert message.removeprefix(f"{path}: ").startswith(expected), message
+
+
+def test_a_fifo_is_refused_not_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    os.mkfifo(path)
+    message = config_failure(check_config(path), path)
+    assert message == f"{path}: not a regular file, expected a TOML file"
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "/dev/urandom"])
+def test_a_device_is_refused_not_read(device: str) -> None:
+    message = config_failure(check_config(device), device)
+    assert message == f"{device}: not a regular file, expected a TOML file"
+
+
+def test_a_config_of_1_mib_is_still_read(tmp_path: Path) -> None:
+    body = LOCAL + "#" * ((1 << 20) - len(LOCAL))
+    assert len(body.encode()) == 1 << 20
+    assert config.load(write_config(tmp_path, body)).target.kind == "local"
 
 
 # --- bounds a real camera never needs to pass (#13 item 8) ----------------------------------
