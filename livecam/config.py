@@ -57,6 +57,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_NAME = re.compile(r"[A-Z][A-Za-z0-9]{1,63}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-_]{1,254}")
 _STORAGE_CLASS = re.compile(r"[A-Z][A-Z_]{1,40}")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def hide_userinfo(text: str) -> str:
+    """`text` with the user and password of every URL in it replaced by ***."""
+    return _URL_USERINFO.sub(r"\1***@", text)
 
 
 # --- validators: each returns the value or raises _Invalid saying what is allowed ------
@@ -70,7 +76,7 @@ def show(value: Any) -> str:
         text = "a table"
     else:
         try:
-            text = json.dumps(value, ensure_ascii=False, default=str)
+            text = hide_userinfo(json.dumps(value, ensure_ascii=False, default=str))
         except (ValueError, RecursionError):  # an int past Python's digit limit, deep arrays
             text = "a value too large to show"
     text = _CONTROL.sub("?", text)

@@ -139,6 +139,11 @@ BAD_CONFIGS = [
         'target.endpoint_url: must be an http:// or https:// URL, got "minio:9000"',
     ),
     (
+        "endpoint-password-not-shown",
+        '[target]\nkind = "s3"\nbucket = "cam"\nendpoint_url = "ftp://me:pw-1234@h:21"\n',
+        'target.endpoint_url: must be an http:// or https:// URL, got "ftp://***@h:21"',
+    ),
+    (
         "secret-without-key",
         '[target]\nkind = "s3"\nbucket = "cam"\nsecret_access_key = "x"\n',
         "target.access_key_id: access_key_id and secret_access_key must be set together",

@@ -108,6 +108,54 @@ def test_secrets_never_reach_output_or_objects(
         assert SECRET.encode() not in body and KEY_ID.encode() not in body, obj["Key"]
 
 
+URL_PASSWORD = "livecam-FAKE-url-pass-91c2"
+
+
+def test_url_credentials_never_reach_output(
+    tmp_path: Path, moto_server: MotoServer, bucket: str
+) -> None:
+    """A user and password inside endpoint_url are scrubbed as the key id and secret are:
+    from a working endpoint, a refused one, a running service and a config error."""
+    with_password = f"http://livecam:{URL_PASSWORD}@"
+    (tmp_path / "working").mkdir()
+    (tmp_path / "refused").mkdir()
+    working = secret_config(
+        tmp_path / "working", moto_server.url.replace("http://", with_password), bucket
+    )
+    refused = secret_config(tmp_path / "refused", f"{with_password}127.0.0.1:{free_port()}", "cam")
+    outputs = []
+    for path, code in ((working, 0), (refused, 1)):
+        for args in (["once", "--verbose"], ["check", "--verbose"]):
+            r = run_cli(*args, "-c", str(path), base_env=no_aws_env())
+            assert r.returncode == code, r.stdout + r.stderr
+            outputs.append(r.stdout + r.stderr)
+        proc = subprocess.Popen(
+            [sys.executable, str(PUBLISHER), "run", "--verbose", "-c", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=no_aws_env(),
+        )
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        outputs.append(out + err)
+    bad = write_config(
+        tmp_path,
+        f'[target]\nkind = "s3"\nbucket = "cam"\nendpoint_url = "ftp://u:{URL_PASSWORD}@h"\n',
+    )
+    r = run_cli("check", "-c", str(bad))
+    assert r.returncode == 2
+    outputs.append(r.stdout + r.stderr)
+    for text in outputs:
+        assert URL_PASSWORD not in text
+        assert "Traceback" not in text
+    # Still says where: the host, with the credentials replaced.
+    assert any("http://***@127.0.0.1:" in t for t in outputs[:3])  # describe() at moto
+    assert any("cannot reach the S3 endpoint (http://***@127.0.0.1:" in t for t in outputs[3:6])
+    assert 'got "ftp://***@h"' in outputs[-1]
+
+
 def test_a_config_with_secrets_readable_by_others_warns(tmp_path: Path) -> None:
     path = secret_config(tmp_path, "http://127.0.0.1:9", "cam", mode=0o644)
     r = run_cli("cost", "-c", str(path))

@@ -18,7 +18,7 @@ from concurrent.futures import Future, wait
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from livecam.config import TargetConfig
+from livecam.config import TargetConfig, hide_userinfo
 from livecam.errors import PublishError
 from livecam.manifest import NAME as MANIFEST
 from livecam.rendered import Rendered
@@ -76,7 +76,7 @@ def _scrub(text: str, secrets: Iterable[str | None]) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    return text
+    return hide_userinfo(text)  # a user:password@ in endpoint_url
 
 
 def explain(e: BaseException, bucket: str, key: str = "") -> str:
@@ -201,7 +201,7 @@ class S3Target(Target):
         )
 
     def describe(self) -> str:
-        where = self.cfg.endpoint_url or "AWS"
+        where = hide_userinfo(self.cfg.endpoint_url or "AWS")
         return f"s3://{self.bucket}/{self.prefix} at {where}"
 
     # --- objects -----------------------------------------------------------------
