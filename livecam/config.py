@@ -171,9 +171,12 @@ def optional(check: Validator[T], empty: Any = None) -> Validator[Any]:
 
 
 def directory(value: Any) -> str:
-    path = text(4096)(value)
+    """A local directory; a leading ~ is a home directory, as in a shell."""
+    path = os.path.expanduser(text(4096)(value))
     if not path:
         raise _Invalid("must name a directory, got an empty string")
+    if path.startswith("~"):
+        raise _Invalid(f"starts with ~ but names no user with a home, got {show(value)}")
     return path
 
 

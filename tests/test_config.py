@@ -144,6 +144,12 @@ BAD_CONFIGS = [
         'target.endpoint_url: must be an http:// or https:// URL, got "ftp://***@h:21"',
     ),
     (
+        "path-under-unknown-user",
+        '[target]\nkind = "local"\npath = "~livecam-no-such-user/live"\n',
+        "target.path: starts with ~ but names no user with a home, got "
+        '"~livecam-no-such-user/live"',
+    ),
+    (
         "secret-without-key",
         '[target]\nkind = "s3"\nbucket = "cam"\nsecret_access_key = "x"\n',
         "target.access_key_id: access_key_id and secret_access_key must be set together",
@@ -445,3 +451,29 @@ def test_the_largest_pi_sensor_fits() -> None:
 def test_status_interval_off_or_at_least_10_s(seconds: float) -> None:
     cfg = config.parse({"publish": {"status_interval": seconds}, "target": {"path": "/x"}})
     assert cfg.publish.status_interval == seconds
+
+
+# --- a local path under ~ (#13 item 10) -----------------------------------------------------
+
+
+def test_a_path_under_home_is_expanded(tmp_path: Path) -> None:
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    path = write_config(
+        tmp_path,
+        '[camera]\nsource = "test"\nwidth = 64\nheight = 48\n'
+        '[target]\nkind = "local"\npath = "~/live"\n',
+    )
+    result = subprocess.run(
+        [sys.executable, str(PUBLISHER), "once", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**os.environ, "HOME": str(home)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (home / "live" / "live.json").is_file()
+    assert list(cwd.iterdir()) == []  # no literal ./~ directory
