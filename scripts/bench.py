@@ -236,10 +236,13 @@ def published_seq(directory: str) -> int:
         return 0
 
 
-def run_process(root: Path, frames: int, size: tuple[int, int]) -> tuple[int, float]:
+def run_process(
+    root: Path, frames: int, size: tuple[int, int], bound: Callable[[], object], timing: Samples
+) -> tuple[int, float]:
     """`publisher.py run` of checkout `root` (test camera, local target on tmpfs, 4
     variants, interval 0.1 s): frames published and CPU ms per frame, over `frames`
-    frames after a warm-up."""
+    frames after a warm-up. `bound` runs into `timing` meanwhile, a few times a second,
+    so that both see the same load on the machine."""
     shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # noqa: S108 - mkdtemp's parent
     directory = tempfile.mkdtemp(prefix="livecam-bench-", dir=shm)
     config = Path(directory, "config.toml")
@@ -254,11 +257,15 @@ def run_process(root: Path, frames: int, size: tuple[int, int]) -> tuple[int, fl
         warm = 5
         cpu: dict[int, tuple[int, float]] = {}  # frame mark -> (seq seen, CPU seconds)
         deadline = time.monotonic() + 60 + frames
+        next_bound = time.monotonic()
         while len(cpu) < 2 and time.monotonic() < deadline and child.poll() is None:
             seq = published_seq(directory)
             for at in (warm, warm + frames):
                 if seq >= at and at not in cpu:
                     cpu[at] = (seq, cpu_seconds(child.pid))
+            if cpu and time.monotonic() >= next_bound:
+                timing.run(bound)
+                next_bound = time.monotonic() + 0.3
             time.sleep(0.002)
         if len(cpu) < 2:
             raise RuntimeError(f"{root}/publisher.py run did not publish the frames in time")
@@ -273,12 +280,11 @@ def run_process(root: Path, frames: int, size: tuple[int, int]) -> tuple[int, fl
 def process(
     frames: int,
     size: tuple[int, int],
-    runs: int,
     roots: dict[str, Path],
     log: Callable[[str], None],
 ) -> dict:
-    """Each checkout's process in `PARTS` turns, each turn followed by the bound for the
-    test camera's own frame, measured in this process: medians and ranges."""
+    """Each checkout's process in `PARTS` turns, beside the bound for the test camera's
+    own frame, measured in this process: medians and ranges."""
     from livecam.camera.testpattern import TestPatternCamera
 
     with TestPatternCamera(*size).capture() as frame:
@@ -289,12 +295,10 @@ def process(
     timing = Samples()
     for part in range(PARTS):
         for name, root in roots.items():
-            n, ms = run_process(root, -(-frames // PARTS), size)
+            n, ms = run_process(root, -(-frames // PARTS), size, partial(run_all, bound), timing)
             published += n
             per_frame[name].append(ms)
             log(f"process {name}, part {part + 1}: {ms:.2f} ms CPU per published frame")
-        for _ in range(-(-runs // PARTS)):
-            timing.run(partial(run_all, bound))
     b = timing.ms()[0]
     out: dict[str, Any] = {
         "size": f"{size[0]}x{size[1]}",
@@ -414,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["sizes"] = results
     if args.process:
         roots = {"new": ROOT} if not args.old else {"new": ROOT, "old": Path(args.old)}
-        r = report["process"] = process(args.process, loop_size, max(runs, 21), roots, log)
+        r = report["process"] = process(args.process, loop_size, roots, log)
         for name in roots:
             med, lo, hi = r[name]["cpu_ms_per_frame"]
             print(
