@@ -1,5 +1,5 @@
 """systemd's watchdog under faults, over a real datagram socket: fed through a target
-outage (the camera still delivers), starved by a camera that does not."""
+outage (the camera still delivers), starved by a camera that does not or hangs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,20 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
+from livecam import config
+from livecam.camera.base import Camera, Frame
+from livecam.loop import Publisher
+from livecam.notify import Notifier
+from livecam.targets.local import LocalTarget
 
 from .conftest import PUBLISHER, ROOT, MotoServer, write_config
 from .faultproxy import Fault, FaultProxy
@@ -141,3 +150,54 @@ def test_a_camera_that_delivers_nothing_starves_the_watchdog(
         """
     messages = run_under_watchdog(tmp_path, sock, path, config, 3 * WATCHDOG_SEC)
     assert not [m for _, m in messages if m.startswith("WATCHDOG=1")], messages
+
+
+class HangingCamera(Camera):
+    """Delivers frames until `hang` is set, then blocks in capture (a stuck driver)."""
+
+    def __init__(self) -> None:
+        self.hang = threading.Event()
+        self.released = threading.Event()
+
+    def capture(self) -> Frame:
+        if self.hang.is_set():
+            self.released.wait(30)
+        return Frame(Image.new("RGB", (64, 48)), datetime.now(UTC))
+
+
+def test_a_hung_capture_stops_the_pings(
+    notify_socket: tuple[socket.socket, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sock, path = notify_socket
+    monkeypatch.setenv("WATCHDOG_USEC", "600000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    cfg = config.parse(
+        {
+            "camera": {"source": "test", "interval": 0.2, "timeout": 0.3, "max_failures": 100},
+            "variants": [{"name": "live.jpeg"}],
+            "target": {"kind": "local", "path": str(tmp_path)},
+            "publish": {"status_interval": 0},
+        }
+    )
+    camera = HangingCamera()
+    pub = Publisher(
+        cfg, lambda: camera, LocalTarget(tmp_path), notifier=Notifier(path), site_files=list
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=pub.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        before = listen(sock, 1.5)
+        camera.hang.set()
+        hung = time.monotonic()
+        after = listen(sock, 4.0)  # an abandoned capture (2.3 s), a backoff, another
+    finally:
+        stop.set()
+        camera.released.set()
+        thread.join(10)
+        pub.close()
+    assert len([m for _, m in before if m.startswith("WATCHDOG=1")]) >= 3
+    late = [t - hung for t, m in after if m.startswith("WATCHDOG=1") and t - hung > 0.3]
+    assert late == [], late  # systemd restarts it after WatchdogSec
