@@ -57,6 +57,10 @@ def test_seq_continues_after_a_start_with_the_endpoint_unreachable(
         for _ in range(3):
             first.publish_next()
         first.close()
+        # The proxy logs a request just after answering it.
+        deadline = time.monotonic() + 5
+        while len(proxy.log.manifests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
         published = len(proxy.log.manifests)
         assert published == 3
 
@@ -70,7 +74,7 @@ def test_seq_continues_after_a_start_with_the_endpoint_unreachable(
         assert len(proxy.log.manifests) == published  # nothing published meanwhile
         proxy.rule = lambda method, path: None
         deadline = time.monotonic() + 15
-        while second.seq < 6 and time.monotonic() < deadline:
+        while (second.seq < 6 or len(proxy.log.manifests) < 6) and time.monotonic() < deadline:
             time.sleep(0.05)
         stop.set()
         thread.join(10)
