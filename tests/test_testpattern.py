@@ -51,3 +51,36 @@ def test_the_planes_are_the_image_as_yuv420(size: tuple[int, int]) -> None:
             assert frame.image is not None and frame.planes is not None
             for ours, whole in zip(frame.planes, fast.planes_of(frame.image), strict=True):
                 assert np.array_equal(ours, whole)
+
+
+@pytest.mark.parametrize(("size", "lores"), [((1920, 1080), (800, 450)), ((321, 199), (160, 98))])
+def test_the_lores_copy_is_the_planes_scaled(size: tuple[int, int], lores: tuple[int, int]) -> None:
+    """Kept in step box by box, as a Pi's ISP gives it: the whole planes resized."""
+    np = pytest.importorskip("numpy")
+    cv2 = pytest.importorskip("cv2")
+    times = iter([T0, T0 + timedelta(seconds=31.7), T0 + timedelta(seconds=7.2), T0])
+    camera = TestPatternCamera(*size, now=lambda: next(times), lores=lores)
+    lent = camera.capture()  # not released: the next capture copies it
+    for _ in range(3):
+        with camera.capture() as frame:
+            assert frame.planes is not None and frame.lores is not None
+            assert frame.lores.size == lores
+            for plane, small in zip(frame.planes, frame.lores, strict=True):
+                whole = cv2.resize(
+                    plane,
+                    small.shape[::-1],
+                )
+                assert np.array_equal(small, whole)
+    lent.release()
+
+
+def test_open_camera_gives_the_test_camera_a_lores_copy_as_configured() -> None:
+    from livecam.camera import open_camera
+    from livecam.config import DEFAULT_VARIANTS, CameraConfig
+
+    lores = CameraConfig(source="test", width=640, height=480)
+    with open_camera(lores, DEFAULT_VARIANTS) as cam, cam.capture() as frame:
+        assert frame.lores is not None and frame.lores.size == (320, 240)
+    no_lores = CameraConfig(source="test", width=640, height=480, lores=False)
+    with open_camera(no_lores, DEFAULT_VARIANTS) as cam, cam.capture() as frame:
+        assert frame.lores is None

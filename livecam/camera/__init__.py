@@ -15,9 +15,12 @@ def open_camera(cfg: CameraConfig, variants: Sequence[VariantConfig] = ()) -> Ca
     `variants` lets a camera that can scale in hardware (picamera2's lores stream)
     size a second stream for the small variants."""
     if cfg.source == "test":
+        from livecam.camera.picam import lores_size
         from livecam.camera.testpattern import TestPatternCamera
 
-        return TestPatternCamera(cfg.width, cfg.height)
+        # A lores copy as a Pi's ISP gives one, so that the test camera costs what a Pi's does.
+        lores = lores_size((cfg.width, cfg.height), variants) if cfg.lores else None
+        return TestPatternCamera(cfg.width, cfg.height, lores=lores)
     if cfg.source == "picamera2":
         from livecam.camera.picam import PiCamera
 

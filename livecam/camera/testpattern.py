@@ -88,10 +88,12 @@ class TestPatternCamera(Camera):
 
     A frame is a bytearray of RGBX rows that the frame's image maps without a copy and,
     with numpy, the same pixels as YUV420 planes (what a Pi camera gives: the renderer
-    then converts nothing), kept in step box by box. Each capture repaints only what
-    the previous one drew and draws the moving parts on small patches written back
-    into the rows, so a capture costs little next to rendering. To repaint, it keeps
-    the scene's rows that the moving parts can reach, not a whole scene."""
+    then converts nothing), kept in step box by box; given a `lores` size and OpenCV,
+    also a smaller copy of the planes, as a Pi's ISP gives one for the small variants.
+    Each capture repaints only what the previous one drew and draws the moving parts
+    on small patches written back into the rows, so a capture costs little next to
+    rendering. To repaint, it keeps the scene's rows that the moving parts can reach,
+    not a whole scene."""
 
     __test__ = False  # not a pytest test class
 
@@ -100,6 +102,7 @@ class TestPatternCamera(Camera):
         width: int,
         height: int,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lores: tuple[int, int] | None = None,
     ) -> None:
         self.width, self.height = width, height
         self._now = now
@@ -112,7 +115,9 @@ class TestPatternCamera(Camera):
         # A frame handed back by `release()` and the boxes drawn on it: the next capture
         # repaints only those from the scene. The last frame lent out, to copy when the
         # next capture comes before its release.
-        buffer: _Buffer = (first, _planes_of(first, width, height), [])
+        planes = _planes_of(first, width, height)
+        small = None if planes is None or lores is None else _lores_of(planes, lores)
+        buffer: _Buffer = (first, planes, small, [])
         self._spare: _Buffer | None = buffer
         self._last: _Buffer = buffer
 
@@ -125,12 +130,13 @@ class TestPatternCamera(Camera):
         w, h = self.width, self.height
         t = captured_at.timestamp()
         if self._spare is not None:
-            pixels, planes, dirty = self._spare
+            pixels, planes, lores, dirty = self._spare
             self._spare = None
         else:
-            lent, lent_planes, dirty = self._last
+            lent, lent_planes, lent_lores, dirty = self._last
             pixels = bytearray(lent)
-            planes = None if lent_planes is None else Planes(*(p.copy() for p in lent_planes))
+            planes, lores = (None if p is None else Planes(*(a.copy() for a in p))
+                             for p in (lent_planes, lent_lores))  # fmt: skip
         for box in dirty:
             self._copy_rows(self._scene, pixels, box)
         image = Image.frombuffer("RGBX", (w, h), pixels, "raw", "RGBX", 0, 1)
@@ -188,14 +194,18 @@ class TestPatternCamera(Camera):
 
         paint((left, top, right, bottom), text)
         if planes is not None:
-            for box in _merged(dirty + drawn):
+            boxes = _merged(dirty + drawn)
+            for box in boxes:
                 _sync(image, planes, box)
-        self._last = (pixels, planes, drawn)
+            if lores is not None:  # from the planes in step: it reads around each box
+                for box in boxes:
+                    _sync_lores(planes, lores, box)
+        self._last = (pixels, planes, lores, drawn)
 
         def give_back() -> None:
-            self._spare = (pixels, planes, drawn)
+            self._spare = (pixels, planes, lores, drawn)
 
-        return Frame(image, captured_at, planes, _release=give_back)
+        return Frame(image, captured_at, planes, lores, _release=give_back)
 
     def _head(self, head: str, origin: tuple[int, int]) -> tuple[Box, Image.Image]:
         """The label's head drawn white on black, and where it goes (whole pixels)."""
@@ -238,7 +248,8 @@ class TestPatternCamera(Camera):
 
 
 Box = tuple[int, int, int, int]
-_Buffer = tuple[bytearray, "Planes | None", list[Box]]  # RGBX rows, their planes, drawn boxes
+# RGBX rows, their planes, the lores copy of those, the boxes drawn on them
+_Buffer = tuple[bytearray, "Planes | None", "Planes | None", list[Box]]
 
 
 def _shift(box: Box, dx: int, dy: int) -> Box:
@@ -290,6 +301,39 @@ def _sync(image: Image.Image, planes: Planes, box: Box) -> None:
     for plane, part in ((planes.u, cb), (planes.v, cr)):
         chroma = np.asarray(part.reduce(2))
         plane[cy : cy + chroma.shape[0], cx : cx + chroma.shape[1]] = chroma
+
+
+def _lores_of(planes: Planes, size: tuple[int, int]) -> Planes | None:
+    """`planes` resized to `size` (even) bilinearly, as a Pi's ISP scales its lores
+    stream; None without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    w, h = size
+    sizes = ((w, h), (w // 2, h // 2), (w // 2, h // 2))
+    return Planes(*(cv2.resize(p, s) for p, s in zip(planes, sizes, strict=True)))
+
+
+def _sync_lores(planes: Planes, lores: Planes, box: Box) -> None:
+    """Bring the lores copy in step with `planes` where `box` of the frame changed.
+
+    The scale repeats every `n` frame samples (`m` lores ones): resizing the blocks the
+    box touches, and one more that their last samples read, gives the very pixels a
+    resize of the whole plane does."""
+    import cv2
+
+    for plane, small, k in zip(planes, lores, (1, 2, 2), strict=True):
+        spans = []
+        for axis in (0, 1):
+            g = math.gcd(plane.shape[axis], small.shape[axis])
+            n, m = plane.shape[axis] // g, small.shape[axis] // g
+            lo, hi = box[1 - axis] // k // n, -(-box[3 - axis] // k // n)
+            end = min(g, hi + 1)
+            spans.append((lo * n, end * n, (end - lo) * m, lo * m, hi * m))
+        (y0, y1, rows, ly0, ly1), (x0, x1, cols, lx0, lx1) = spans
+        out = cv2.resize(plane[y0:y1, x0:x1], (cols, rows))  # bilinear, as for the whole
+        small[ly0:ly1, lx0:lx1] = out[: ly1 - ly0, : lx1 - lx0]
 
 
 def _clip(box: Box, w: int, h: int) -> Box:
