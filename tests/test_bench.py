@@ -43,6 +43,8 @@ def test_bench_quick_runs_and_prints_its_figures() -> None:
     assert process["frames"] >= 10 and process["bound_ms"] > 0
     median, low, high = process["new"]["cpu_ms_per_frame"]
     assert 0 < low <= median <= high and process["new"]["ratio"] > 0
+    assert process["test_camera_ms"] > 0
+    assert process["new"]["ratio_without_test_camera"] < process["new"]["ratio"]
     assert report["soak"]["frames"] == 20
 
 
