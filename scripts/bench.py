@@ -318,8 +318,11 @@ def process(
         out[name] = {
             "cpu_ms_per_frame": [round(med, 2), round(min(values), 2), round(max(values), 2)],
             "ratio": round(med / b, 3),
-            "ratio_without_test_camera": round((med - cam) / b, 3),
         }
+    # The camera timed is this checkout's: the other's may draw at another cost.
+    out["new"]["ratio_without_test_camera"] = round(
+        (out["new"]["cpu_ms_per_frame"][0] - cam) / b, 3
+    )
     out["ok"] = out["new"]["ratio"] <= PROCESS_GOAL
     return out
 
@@ -430,13 +433,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         r = report["process"] = process(args.process, loop_size, roots, log)
         for name in roots:
             med, lo, hi = r[name]["cpu_ms_per_frame"]
-            without = r[name]["ratio_without_test_camera"]
             print(
                 f"\nprocess {name} {r['size']}, 4 variants, interval 0.1 s: {med:.2f} ms CPU "
                 f"({lo:.2f}-{hi:.2f}) per published frame; bound {r['bound_ms']:.2f} ms -> "
-                f"{r[name]['ratio']:.2f}x (goal <= {PROCESS_GOAL}x); without the test "
-                f"camera's {r['test_camera_ms']:.2f} ms: {without:.2f}x"
+                f"{r[name]['ratio']:.2f}x (goal <= {PROCESS_GOAL}x)"
             )
+        print(
+            f"without the test camera's {r['test_camera_ms']:.2f} ms per capture (a Pi camera's "
+            f"costs next to nothing): {r['new']['ratio_without_test_camera']:.2f}x"
+        )
     if args.soak:
         s = report["soak"] = soak(loop_size, args.soak)
         print(
