@@ -9,8 +9,8 @@ the quality margin, the whole `run` process, and memory over a long run.
     .venv/bin/python scripts/bench.py --quick             # CI: checks that it runs
 
 The table renders a photo-like frame as a Pi camera lends it (YUV420 planes, and the
-ISP's lores copy for the small variants; "no lores": without it, as with the test and
-command cameras) with the default variants and a fourth, 1280x720. The bound is each
+ISP's lores copy for the small variants; "no lores": without it, as with the command
+camera) with the default variants and a fourth, 1280x720. The bound is each
 distinct output encoded once, serially, from pixels already resized: what no renderer
 can go below. All jobs of a size run in one loop, interleaved, `--runs` times; the
 figures are medians with their range. CPU counts every thread of this process.
