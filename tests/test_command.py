@@ -4,6 +4,10 @@ they go wrong: exit status, nothing, not a JPEG, truncated, too big, too slow.""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from livecam.errors import CameraError
 from livecam.loop import Publisher
 from livecam.targets.local import LocalTarget
 
-from .conftest import run_cli, write_config
+from .conftest import PUBLISHER, ROOT, run_cli, write_config
 
 
 def jpeg(
@@ -139,6 +143,48 @@ def test_a_slow_command_is_killed_with_its_children(tmp_path: Path) -> None:
     assert not alive(child)  # the background sleep went with its process group
 
 
+def test_close_from_another_thread_kills_a_running_command(tmp_path: Path) -> None:
+    """A stopping service closes the camera while a capture runs on another thread."""
+    pids = tmp_path / "pids"
+    cam = camera("sh", "-c", f"sleep 30 & echo $$ $! > {pids}; sleep 30", timeout=60)
+    errors: list[BaseException] = []
+
+    def capture() -> None:
+        try:
+            cam.capture()
+        except BaseException as e:
+            errors.append(e)
+
+    worker = threading.Thread(target=capture)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not pids.exists() or not pids.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    cam.close()
+    worker.join(5)
+    assert not worker.is_alive() and time.monotonic() - started < 2
+    assert isinstance(errors[0], CameraError)
+    assert "camera.command (sh) was killed by SIGKILL" in str(errors[0])
+    time.sleep(0.1)
+    assert not any(alive(int(pid)) for pid in pids.read_text().split())
+    with pytest.raises(CameraError, match="the camera is closed"):
+        cam.capture()  # nothing starts after close()
+
+
+def test_a_background_child_goes_when_the_command_exits(tmp_path: Path) -> None:
+    """A command that leaves a child behind (here one holding no pipe) and exits: the
+    frame is used, the child killed with the group."""
+    pids = tmp_path / "pids"
+    source = jpeg(tmp_path / "a.jpg")
+    script = f"sleep 30 >/dev/null 2>&1 & echo $! > {pids}; cat {source}"
+    with camera("sh", "-c", script).capture() as frame:
+        assert frame.size == (640, 480)
+    time.sleep(0.1)
+    assert not alive(int(pids.read_text()))
+
+
 def alive(pid: int) -> bool:
     """Running, not gone and not a zombie waiting for a parent (init) to reap it."""
     try:
@@ -189,3 +235,81 @@ def test_check_with_a_command_camera(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok   camera open: command camera: cat" in result.stdout
     assert "ok   camera capture: 800x600 at" in result.stdout
+
+
+# --- frames too large to decode ------------------------------------------------------------
+
+
+def huge_grey_jpeg(width: int, height: int) -> bytes:
+    """A valid baseline JPEG, mid-grey, of `width` x `height` (multiples of 32) in a few
+    MB, made without an image of that size in memory: with the standard Huffman tables
+    every 8x8 block is the same 6 bits (DC difference 0, end of block)."""
+    buf = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(buf, "JPEG", quality=90)
+    small = buf.getvalue()
+    out, i = bytearray(small[:2]), 2
+    while True:
+        marker, length = small[i + 1], int.from_bytes(small[i + 2 : i + 4], "big")
+        segment = bytearray(small[i : i + 2 + length])
+        if marker == 0xC0:  # SOF0: precision, then height and width
+            segment[5:9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+        out += segment
+        i += 2 + length
+        if marker == 0xDA:  # start of scan: the entropy-coded data follows
+            assert small[i:] == b"\x2b\xff\xd9", small[i:].hex()  # one block, then EOI
+            break
+    blocks = (width // 8) * (height // 8)
+    out += b"\x28\xa2\x8a" * (blocks // 4)  # 001010 four times
+    return bytes(out + b"\xff\xd9")
+
+
+def test_the_huge_test_jpeg_is_valid(tmp_path: Path) -> None:
+    with Image.open(io.BytesIO(huge_grey_jpeg(4096, 2048))) as image:
+        assert image.size == (4096, 2048)
+        image.draft("L", (512, 256))  # decoded at 1/8 scale: cheap, and checks every block
+        image.load()
+        assert image.size == (512, 256)
+        assert image.getextrema() == (128, 128)
+
+
+def test_an_oversized_frame_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    big = tmp_path / "big.jpg"
+    big.write_bytes(huge_grey_jpeg(12000, 12000))
+    with pytest.raises(CameraError) as e:
+        camera("cat", str(big)).capture()
+    assert str(e.value) == (
+        "camera.command (cat) wrote a 12000x12000 JPEG (144 megapixels), too large to "
+        "decode: at most 32 megapixels and 16384 a side (ask the program for a smaller image)"
+    )
+
+
+def test_once_with_an_oversized_frame_logs_it_and_stays_small(tmp_path: Path) -> None:
+    big = tmp_path / "big.jpg"
+    big.write_bytes(huge_grey_jpeg(12000, 12000))
+    path = write_config(
+        tmp_path,
+        f"""
+        [camera]
+        source = "command"
+        command = ["cat", "{big}"]
+        [target]
+        kind = "local"
+        path = "{tmp_path / "out"}"
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(PUBLISHER), "once", "-c", str(path)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)  # the publisher's own peak memory
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 1, err
+    assert "wrote a 12000x12000 JPEG (144 megapixels), too large to decode" in err
+    assert "Traceback" not in err and "DecompressionBombWarning" not in err
+    # The decoded frame alone would be 432 MB (RGB); the interpreter with numpy, OpenCV
+    # and Pillow loaded is far below 300 MB.
+    assert usage.ru_maxrss < 300 * 1024, usage.ru_maxrss

@@ -4,18 +4,27 @@ For cameras picamera2 cannot drive: a USB webcam (`fswebcam -q --no-banner -`), 
 camera's snapshot URL (`curl -fsS http://192.168.1.20/snapshot.jpg`), or
 `rpicam-still -n -t 1 -o -`. The frame is the JPEG as the program wrote it (its own
 size; the variants' bounding boxes still apply). Output is read with a time limit
-(`camera.timeout`) and a size limit, and must be one whole JPEG.
+(`camera.timeout`) and a size limit, and must be one whole JPEG of at most
+`MAX_PIXELS`, checked in its header before it is decoded.
+
+The program runs in its own process group, killed whole on every way out: after it
+exits (a background grandchild goes too), on a timeout or an error, by `close()` from
+another thread (a stopping service), and when the interpreter exits.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import io
 import os
 import selectors
 import shutil
 import signal
 import subprocess
+import threading
 import time
+import warnings
 from datetime import UTC, datetime
 
 from PIL import Image, ImageOps
@@ -25,9 +34,19 @@ from livecam.config import MAX_SIZE, CameraConfig
 from livecam.errors import CameraError
 
 MAX_BYTES = 64 * 1024 * 1024  # far above any real snapshot; a runaway program stops here
+# Decoded, a frame takes 3 bytes a pixel, and rendering needs a few copies: 32 MP is 2.5
+# times the largest Raspberry Pi camera and still fits the unit's MemoryMax.
+MAX_PIXELS = 32_000_000
 STDERR_KEEP = 4096  # bytes of stderr kept for the error message
 # systemd's variables are for this process only (sd_notify unsets them for children).
 PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+# Every running child of every command camera, for close() and the exit hook. A child
+# leaves the set, its group killed, under the lock and before it is reaped: its pid, and
+# so its group id, cannot be reused while anyone may still signal it.
+_lock = threading.Lock()
+_running: set[subprocess.Popen[bytes]] = set()
+_exiting = False
 
 
 class CommandCamera(Camera):
@@ -45,9 +64,19 @@ class CommandCamera(Camera):
                 "(install it, or give its full path)"
             )
         self._env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
+        self._children: set[subprocess.Popen[bytes]] = set()
+        self._closed = False
 
     def describe(self) -> str:
         return f"command camera: {self.program}"
+
+    def close(self) -> None:
+        """Kill the program's process group if it is running (a capture in another
+        thread then fails at once); no capture starts after this."""
+        with _lock:
+            self._closed = True
+            for proc in self._children:
+                _kill_group(proc)
 
     def capture(self) -> Frame:
         data = self._run()
@@ -58,17 +87,7 @@ class CommandCamera(Camera):
         """The program's stdout; raises `CameraError` on a failure, a timeout or too much."""
         timeout = self.cfg.timeout
         deadline = time.monotonic() + timeout
-        try:
-            proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self._env,
-                start_new_session=True,  # its own process group: a timeout kills it all
-            )
-        except OSError as e:
-            raise CameraError(f"cannot run camera.command ({self.program}): {e}") from e
+        proc = self._spawn()
         out = bytearray()
         err = bytearray()
         problem = ""
@@ -93,14 +112,10 @@ class CommandCamera(Camera):
                         else:
                             err += chunk
                             del err[:-STDERR_KEEP]
-                if not problem:
-                    try:
-                        proc.wait(max(0.01, deadline - time.monotonic()))
-                    except subprocess.TimeoutExpired:
-                        problem = f"did not exit within {timeout:g} s (camera.timeout)"
+                if not problem and not _exited(proc, deadline):
+                    problem = f"did not exit within {timeout:g} s (camera.timeout)"
             finally:
-                if proc.poll() is None:
-                    _kill(proc)
+                self._end(proc)
         if problem:
             raise CameraError(f"camera.command ({self.program}) {problem}")
         if proc.returncode != 0:
@@ -117,18 +132,53 @@ class CommandCamera(Camera):
             )
         return bytes(out)
 
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with _lock:
+            if self._closed or _exiting:
+                raise CameraError(f"camera.command ({self.program}): the camera is closed")
+            try:
+                proc = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=self._env,
+                    start_new_session=True,  # its own process group, to kill it whole
+                )
+            except OSError as e:
+                raise CameraError(f"cannot run camera.command ({self.program}): {e}") from e
+            self._children.add(proc)
+            _running.add(proc)
+        return proc
+
+    def _end(self, proc: subprocess.Popen[bytes]) -> None:
+        """Kill what is left of the program's group (a background grandchild too), then
+        reap the program."""
+        with _lock:
+            self._children.discard(proc)
+            _running.discard(proc)
+            _kill_group(proc)
+        proc.wait()
+
     def _decode(self, data: bytes) -> Image.Image:
         who = f"camera.command ({self.program})"
         if not data.startswith(b"\xff\xd8\xff"):
             raise CameraError(f"{who} wrote {len(data)} bytes that are not a JPEG ({_sniff(data)})")
         image: Image.Image
         try:
-            image = Image.open(io.BytesIO(data), formats=["JPEG"])
+            # Only the header is read here; our own bound below says more than the
+            # warning Pillow gives past its limit.
+            with warnings.catch_warnings(action="ignore", category=Image.DecompressionBombWarning):
+                image = Image.open(io.BytesIO(data), formats=["JPEG"])
             # JPEG's own YCbCr, not converted to RGB: the renderer encodes that.
             image.draft("YCbCr", None)
             w, h = image.size
-            if w > MAX_SIZE or h > MAX_SIZE:
-                raise CameraError(f"{who} wrote a {w}x{h} JPEG; at most {MAX_SIZE} a side")
+            if w > MAX_SIZE or h > MAX_SIZE or w * h > MAX_PIXELS:
+                raise CameraError(
+                    f"{who} wrote a {w}x{h} JPEG ({w * h / 1e6:.0f} megapixels), too large "
+                    f"to decode: at most {MAX_PIXELS // 1_000_000} megapixels and {MAX_SIZE} "
+                    "a side (ask the program for a smaller image)"
+                )
             image.load()  # a truncated JPEG fails here ("image file is truncated")
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise CameraError(
@@ -139,12 +189,46 @@ class CommandCamera(Camera):
         return image if image.mode in PIXEL_MODES else image.convert("RGB")
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's process group (the caller holds `_lock`; the child is not
+    reaped yet, so its group id is still its own)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
+    except ProcessLookupError:
+        pass  # the group is gone already
+    except PermissionError:  # a member changed user (setuid): the child at least
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+def _exited(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Wait until the child exits or `deadline` passes, without reaping it: until
+    `_end` kills its group, the pid stays taken."""
+    if not hasattr(os, "waitid"):  # macOS: reap it (a tiny window for pid reuse)
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    while True:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
+
+@atexit.register
+def _kill_all() -> None:
+    """At interpreter exit: no command outlives the publisher, whatever thread ran it."""
+    global _exiting
+    with _lock:
+        _exiting = True
+        for proc in _running:
+            _kill_group(proc)
 
 
 def _signal_name(number: int) -> str:
