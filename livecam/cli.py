@@ -1,12 +1,15 @@
 """The command line: parses arguments, wires the parts, turns errors into exit codes.
 
 Exit codes: 0 success, 1 a runtime failure (camera gave up, target unreachable in
-`once`/`check`), 2 a configuration or usage error (systemd does not restart on 2).
+`once`/`check`), 2 a configuration or usage error (systemd does not restart on 2),
+128 + the signal's number for `once` and `check` stopped by a signal (130: Ctrl-C).
+`run` stopped by SIGTERM, SIGINT or SIGHUP exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import shutil
@@ -17,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 from livecam import __version__, httpserver
 from livecam import config as config_mod
@@ -33,6 +36,14 @@ log = logging.getLogger("livecam")
 
 DEFAULT_CONFIG = "/etc/livecam/config.toml"
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# After a stop signal the work gets GRACE s to finish the object it is writing, then
+# closing the camera (which kills a command camera's child) gets CLOSE_WITHIN s: a stop
+# takes under 2 s in every state (docs/reliability.md), well inside TimeoutStopSec.
+GRACE = 1.0
+CLOSE_WITHIN = 0.5
+
+T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -207,13 +218,101 @@ def _load(path: str) -> Config:
     return cfg
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
+_signalled = 0  # the first stop signal this process received, for main()'s fast exit
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+
+class _Stop:
+    """SIGTERM, SIGINT and SIGHUP as a request to stop: `event` is set and `signum` is
+    the first signal received (0 while none came). As a context manager, it puts the
+    previous handlers back at the end."""
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.event = event or threading.Event()
+        self.signum = 0
+        self.wake = threading.Event()  # a signal came or the work ended
+        self._previous = {s: signal.signal(s, self._received) for s in STOP_SIGNALS}
+
+    def _received(self, signum: int, frame: FrameType | None) -> None:
+        global _signalled
+        if not self.signum:
+            self.signum = _signalled = signum
+            log.info("received %s, stopping", signal.Signals(signum).name)
+        self.event.set()
+        self.wake.set()
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention
+
+    def __enter__(self) -> _Stop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    _Stop(stop)
+
+
+class _Worker(Generic[T]):
+    """A command's work on a daemon thread, the main thread waiting for it or a signal:
+    a stop never waits for a call stalled on the network or a hung camera."""
+
+    def __init__(self, work: Callable[[], T], stop: _Stop) -> None:
+        self._stop = stop
+        self._outcome: list[tuple[bool, Any]] = []
+        self._thread = threading.Thread(target=self._run, args=(work,), name="work", daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], T]) -> None:
+        try:
+            self._outcome.append((True, work()))
+        except BaseException as e:
+            self._outcome.append((False, e))
+        finally:
+            self._stop.wake.set()
+
+    @property
+    def done(self) -> bool:
+        return bool(self._outcome)
+
+    def wait(self) -> T | None:
+        """What the work returned, or raise what it raised; None after a signal. The
+        work then has GRACE s to finish; still busy after that, it is left to die with
+        the process."""
+        while not self._stop.wake.wait(1.0):  # a timed wait stays open to signals
+            pass
+        if not self._stop.signum:
+            ok, value = self._outcome[0]
+            if not ok:
+                raise value
+            return cast(T, value)
+        self._thread.join(GRACE)
+        if not self.done:
+            log.warning("still busy %g s after the signal; not waiting any longer", GRACE)
+        elif not self._outcome[0][0]:
+            log.warning("while stopping: %s", self._outcome[0][1])
+        return None
+
+
+def _close(publisher: Publisher, worker: _Worker[Any]) -> None:
+    """`publisher.close()`; bounded when the work was abandoned and may still hold the
+    camera or the renderer (a command camera's child dies at exit in any case)."""
+    if worker.done:
+        publisher.close()
+        return
+
+    def close() -> None:
+        try:
+            publisher.close()
+        except Exception:
+            log.warning("closing after a stop failed", exc_info=True)
+
+    closer = threading.Thread(target=close, name="close", daemon=True)
+    closer.start()
+    closer.join(CLOSE_WITHIN)
 
 
 def _publisher(cfg: Config, stop: threading.Event | None = None) -> Publisher:
@@ -227,25 +326,33 @@ def _publisher(cfg: Config, stop: threading.Event | None = None) -> Publisher:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    publisher = _publisher(cfg, stop)
-    try:
-        publisher.run(stop)
-    finally:
-        publisher.close()
+    with _Stop() as stop:
+        publisher = _publisher(cfg, stop.event)
+        worker = _Worker(lambda: publisher.run(stop.event), stop)
+        try:
+            worker.wait()
+        finally:
+            _close(publisher, worker)
     return EXIT_OK
 
 
 def cmd_once(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
-    publisher = _publisher(cfg)
-    try:
-        publisher.start()
-        result = publisher.publish_next(force=True)
-    finally:
-        publisher.close()
-    print(result.summary())
+    with _Stop() as stop:
+        publisher = _publisher(cfg, stop.event)
+
+        def once() -> str:
+            publisher.start()
+            return publisher.publish_next(force=True).summary()
+
+        worker = _Worker(once, stop)
+        try:
+            summary = worker.wait()
+        finally:
+            _close(publisher, worker)
+    if summary is None:
+        return stop.exit_code
+    print(summary)
     return EXIT_OK
 
 
@@ -265,6 +372,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     sizes = ", ".join(f"{n} {w}x{h}" for n, (w, h) in config_mod.variant_sizes(cfg))
     report(CheckStep(f"config {args.config}", True, sizes))
+    with _Stop() as stop:
+        _Worker(lambda: _check_parts(cfg, report, stop.event), stop).wait()
+    if stop.signum:
+        print(f"interrupted by {signal.Signals(stop.signum).name}", flush=True)
+        return stop.exit_code
+    print("all checks passed" if ok else "some checks failed", flush=True)
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _check_parts(cfg: Config, report: Callable[[CheckStep], None], stop: threading.Event) -> None:
+    """`check`'s camera, render and target steps, each reported."""
     try:
         with open_camera(cfg.camera, cfg.variants) as camera:
             report(CheckStep("camera open", True, camera.describe()))
@@ -289,7 +407,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 )
     except LivecamError as e:
         report(CheckStep("camera", False, str(e)))
-    target = open_target(cfg.target)
+    target = open_target(cfg.target, stop)
     try:
         report(CheckStep("target", True, target.describe()))
         target.check(report)
@@ -297,8 +415,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         report(CheckStep("target", False, str(e)))
     finally:
         target.close()
-    print("all checks passed" if ok else "some checks failed", flush=True)
-    return EXIT_OK if ok else EXIT_FAILURE
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -367,7 +483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if _signalled:
+            _exit_now(code)
+        return code
     except ConfigError as e:
         print(f"livecam: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -377,5 +496,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LivecamError as e:
         log.error("%s", e)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C before the command set up its signal handling
+        return 128 + signal.SIGINT
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown, which takes most of a second once boto3
+    is loaded (more on a Pi): a stopped service has cleaned up already. The atexit
+    functions still run (they kill a command camera's child, close picamera2), for as
+    long as closing may take: a hung camera's close must not hold the exit."""
+    closer = threading.Thread(target=atexit._run_exitfuncs, name="atexit", daemon=True)
+    closer.start()
+    closer.join(CLOSE_WITHIN)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
