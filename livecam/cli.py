@@ -37,11 +37,12 @@ log = logging.getLogger("livecam")
 DEFAULT_CONFIG = "/etc/livecam/config.toml"
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-# After a stop signal the work gets GRACE s to finish the object it is writing, then
-# closing the camera (which kills a command camera's child) gets CLOSE_WITHIN s: a stop
-# takes under 2 s in every state (docs/reliability.md), well inside TimeoutStopSec.
+# After a stop signal the work gets GRACE s to finish the object it is writing, closing
+# the camera (which kills a command camera's child) CLOSE_WITHIN s, the atexit functions
+# EXIT_WITHIN s: a stop takes under 2 s in every state (docs/reliability.md).
 GRACE = 1.0
-CLOSE_WITHIN = 0.5
+CLOSE_WITHIN = 0.4
+EXIT_WITHIN = 0.2
 
 T = TypeVar("T")
 
@@ -297,10 +298,11 @@ class _Worker(Generic[T]):
         return None
 
 
-def _close(publisher: Publisher, worker: _Worker[Any]) -> None:
-    """`publisher.close()`; bounded when the work was abandoned and may still hold the
-    camera or the renderer (a command camera's child dies at exit in any case)."""
-    if worker.done:
+def _close(publisher: Publisher, stop: _Stop) -> None:
+    """`publisher.close()`; bounded after a signal, when abandoned work may still hold
+    the camera or a hung camera may not close (a command camera's child dies at exit in
+    any case)."""
+    if not stop.signum:
         publisher.close()
         return
 
@@ -332,7 +334,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             worker.wait()
         finally:
-            _close(publisher, worker)
+            _close(publisher, stop)
     return EXIT_OK
 
 
@@ -349,7 +351,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         try:
             summary = worker.wait()
         finally:
-            _close(publisher, worker)
+            _close(publisher, stop)
     if summary is None:
         return stop.exit_code
     print(summary)
@@ -503,11 +505,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _exit_now(code: int) -> NoReturn:
     """Exit without the interpreter's teardown, which takes most of a second once boto3
     is loaded (more on a Pi): a stopped service has cleaned up already. The atexit
-    functions still run (they kill a command camera's child, close picamera2), for as
-    long as closing may take: a hung camera's close must not hold the exit."""
+    functions still run (they kill a command camera's child, close picamera2), bounded:
+    a hung camera's close must not hold the exit."""
     closer = threading.Thread(target=atexit._run_exitfuncs, name="atexit", daemon=True)
     closer.start()
-    closer.join(CLOSE_WITHIN)
+    closer.join(EXIT_WITHIN)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
