@@ -121,6 +121,16 @@ def hanging_camera(tmp_path: Path) -> tuple[str, Path]:
     return lines, pid_file
 
 
+def started(pid_file: Path) -> int:
+    """The camera script's process group, once it has written it (a whole line)."""
+    wait_until(
+        lambda: pid_file.exists() and pid_file.read_text().endswith("\n"),
+        30,
+        "the camera command started",
+    )
+    return int(pid_file.read_text())
+
+
 def local_config(tmp_path: Path, camera: str, extra: str = "") -> Path:
     return write_config(
         tmp_path,
@@ -141,8 +151,7 @@ def test_run_stopped_while_the_command_camera_hangs(
 ) -> None:
     camera, pid_file = hanging_camera(tmp_path)
     p = publisher("run", local_config(tmp_path, camera))
-    wait_until(pid_file.exists, 30, "the camera command started")
-    pgid = int(pid_file.read_text())
+    pgid = started(pid_file)
     time.sleep(0.3)
     assert len(group(pgid)) == 3  # the script and its two sleeps, one in the background
     code, took = p.stop(sig)
@@ -161,8 +170,7 @@ def test_once_interrupted_kills_the_command_and_exits_non_zero(
 ) -> None:
     camera, pid_file = hanging_camera(tmp_path)
     p = publisher("once", local_config(tmp_path, camera))
-    wait_until(pid_file.exists, 30, "the camera command started")
-    pgid = int(pid_file.read_text())
+    pgid = started(pid_file)
     time.sleep(0.3)
     got, took = p.stop(sig)
     report(f"once, command camera hung, {sig.name}", took)
@@ -178,8 +186,7 @@ def test_check_interrupted_kills_the_command(
 ) -> None:
     camera, pid_file = hanging_camera(tmp_path)
     p = publisher("check", local_config(tmp_path, camera))
-    wait_until(pid_file.exists, 30, "the camera command started")
-    pgid = int(pid_file.read_text())
+    pgid = started(pid_file)
     code, took = p.stop(signal.SIGINT)
     report("check, command camera hung, SIGINT", took)
     assert code == 130, p.log()
