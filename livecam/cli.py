@@ -343,6 +343,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     with _Stop() as stop:
         publisher = _publisher(cfg, stop.event)
+        publisher.camera.stop = stop.event  # a capture in progress gives up on a signal
 
         def once() -> str:
             publisher.start()
