@@ -279,7 +279,8 @@ def test_an_oversized_frame_is_refused_before_it_is_decoded(tmp_path: Path) -> N
         camera("cat", str(big)).capture()
     assert str(e.value) == (
         "camera.command (cat) wrote a 12000x12000 JPEG (144 megapixels), too large to "
-        "decode: at most 32 megapixels and 16384 a side (ask the program for a smaller image)"
+        f"decode: at most 32 megapixels and {config.MAX_SIZE} a side (ask the program for a "
+        "smaller image)"
     )
 
 
