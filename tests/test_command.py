@@ -279,8 +279,8 @@ def test_an_oversized_frame_is_refused_before_it_is_decoded(tmp_path: Path) -> N
         camera("cat", str(big)).capture()
     assert str(e.value) == (
         "camera.command (cat) wrote a 12000x12000 JPEG (144 megapixels), too large to "
-        f"decode: at most 32 megapixels and {config.MAX_SIZE} a side (ask the program for a "
-        "smaller image)"
+        f"decode: at most {config.MAX_PIXELS / 1e6:.0f} megapixels and {config.MAX_SIZE} a "
+        "side, as for camera.width/height (ask the program for a smaller image)"
     )
 
 

@@ -5,7 +5,7 @@ camera's snapshot URL (`curl -fsS http://192.168.1.20/snapshot.jpg`), or
 `rpicam-still -n -t 1 -o -`. The frame is the JPEG as the program wrote it (its own
 size; the variants' bounding boxes still apply). Output is read with a time limit
 (`camera.timeout`) and a size limit, and must be one whole JPEG of at most
-`MAX_PIXELS`, checked in its header before it is decoded.
+`MAX_PIXELS` (the capture size's bound), checked in its header before it is decoded.
 
 The program runs in its own process group, killed whole on every way out: after it
 exits (a background grandchild goes too), on a timeout or an error, by `close()` from
@@ -30,13 +30,10 @@ from datetime import UTC, datetime
 from PIL import Image, ImageOps
 
 from livecam.camera.base import PIXEL_MODES, Camera, Frame
-from livecam.config import MAX_SIZE, CameraConfig
+from livecam.config import MAX_PIXELS, MAX_SIZE, CameraConfig
 from livecam.errors import CameraError
 
 MAX_BYTES = 64 * 1024 * 1024  # far above any real snapshot; a runaway program stops here
-# Decoded, a frame takes 3 bytes a pixel, and rendering needs a few copies: 32 MP is 2.5
-# times the largest Raspberry Pi camera and still fits the unit's MemoryMax.
-MAX_PIXELS = 32_000_000
 STDERR_KEEP = 4096  # bytes of stderr kept for the error message
 # systemd's variables are for this process only (sd_notify unsets them for children).
 PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -176,8 +173,8 @@ class CommandCamera(Camera):
             if w > MAX_SIZE or h > MAX_SIZE or w * h > MAX_PIXELS:
                 raise CameraError(
                     f"{who} wrote a {w}x{h} JPEG ({w * h / 1e6:.0f} megapixels), too large "
-                    f"to decode: at most {MAX_PIXELS // 1_000_000} megapixels and {MAX_SIZE} "
-                    "a side (ask the program for a smaller image)"
+                    f"to decode: at most {MAX_PIXELS / 1e6:.0f} megapixels and {MAX_SIZE} a "
+                    "side, as for camera.width/height (ask the program for a smaller image)"
                 )
             image.load()  # a truncated JPEG fails here ("image file is truncated")
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
