@@ -189,10 +189,11 @@ def variant_name(value: Any) -> str:
     )
 
 
-def prefix(value: Any) -> str:
+def prefix(raw: Any) -> str:
     """An S3 key prefix that cannot escape: no leading '/', no '..' segment, no controls."""
-    if not isinstance(value, str) or len(value) > 512:
-        raise _Invalid(f"must be a string of at most 512 characters, got {show(value)}")
+    if not isinstance(raw, str) or len(raw) > 512:
+        raise _Invalid(f"must be a string of at most 512 characters, got {show(raw)}")
+    value: str = raw
     segments = value.split("/")
     if (
         value.startswith("/")

@@ -30,7 +30,9 @@ except ImportError as e:  # no numpy or no simplejpeg: Pillow does it all
     fast = None  # type: ignore[assignment]
     NO_FAST = str(e)
 else:  # Raspberry Pi OS before picamera2 0.3.26 had a simplejpeg without planes
-    NO_FAST = "" if hasattr(fast.simplejpeg, "encode_jpeg_yuv_planes") else "simplejpeg < 1.8"
+    import simplejpeg
+
+    NO_FAST = "" if hasattr(simplejpeg, "encode_jpeg_yuv_planes") else "simplejpeg < 1.8"
 
 __all__ = ["Rendered", "Renderer"]
 
