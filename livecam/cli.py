@@ -179,6 +179,10 @@ def _size(value: str) -> tuple[int, int]:
     lo, hi = config_mod.MIN_SIZE, config_mod.MAX_SIZE
     if not (lo <= w <= hi and lo <= h <= hi):
         raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT, each {lo} to {hi}, got {value!r}")
+    if w * h > config_mod.MAX_PIXELS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {config_mod.MAX_PIXELS} pixels (64 MP), got {value!r}"
+        )
     return w, h
 
 

@@ -475,3 +475,12 @@ def test_secret_env_credentials_never_logged(tmp_path: Path) -> None:
     assert logging.getLogger("botocore").getEffectiveLevel() >= logging.WARNING
     assert logging.getLogger("urllib3").getEffectiveLevel() >= logging.WARNING
     assert S3_ENV["AWS_SECRET_ACCESS_KEY"]  # the fake secret the S3 tests grep for
+
+
+@pytest.mark.parametrize("size", ["9152x9152", "100x20000", "8x8", "big"])
+def test_demo_size_is_bounded_like_the_config(size: str) -> None:
+    """`demo --size` takes what `camera.width`/`height` take: each side 16 to 9152 and at
+    most 64 MP, so the demo cannot ask for a frame that exhausts memory."""
+    result = run_cli("demo", "--size", size, "--port", str(free_port()), timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert "--size" in result.stderr and size in result.stderr
