@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image
+
 from livecam.camera.base import Planes
 
 # Anything with the buffer protocol: a numpy array, memoryview, bytes, mmap.
@@ -62,3 +64,14 @@ def checked_planes(planes: Any, what: str) -> Planes:
             "uint8 numpy arrays, rows contiguous"
         )
     return Planes(y, u, v)
+
+
+def to_image(planes: Planes) -> Image.Image:
+    """The planes as an "RGB" image, each chroma sample repeated over its 2x2 block: the
+    Pillow path's input. Needs numpy only, so a Pi without OpenCV still renders."""
+    import numpy as np
+
+    y = Image.fromarray(np.ascontiguousarray(planes.y))
+    chroma = (Image.fromarray(np.ascontiguousarray(p)) for p in planes[1:])
+    up = [c.resize((2 * c.width, 2 * c.height), Image.Resampling.NEAREST) for c in chroma]
+    return Image.merge("YCbCr", (y, *(c.crop((0, 0, *y.size)) for c in up))).convert("RGB")

@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 
 from livecam.camera.base import PIXEL_MODES, Frame, Planes
-from livecam.camera.yuv import checked_planes
+from livecam.camera.yuv import checked_planes, to_image
 from livecam.config import VariantConfig
 from livecam.errors import RenderError
 from livecam.render import pillow
@@ -127,9 +127,7 @@ class Renderer:
 
 
 def _to_image(planes: Planes) -> Image.Image:
-    if fast is None:  # planes come from cameras that have numpy
-        raise RenderError("a frame of YUV420 planes needs numpy and simplejpeg")
-    return fast.to_image(planes)
+    return to_image(planes)
 
 
 def _image(frame: Frame) -> Image.Image:

@@ -15,6 +15,7 @@ import simplejpeg
 from PIL import Image
 
 from livecam.camera.base import Planes
+from livecam.camera.yuv import to_image as to_image
 
 cv2.setNumThreads(1)  # the renderer's own threads share the cores
 Size = tuple[int, int]
@@ -81,12 +82,3 @@ def padded(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Planes:
     if h % 2 or w % 2:
         y = np.pad(y, ((0, h % 2), (0, w % 2)), mode="edge")[:h, :w]
     return Planes(y, u, v)
-
-
-def to_image(planes: Planes) -> Image.Image:
-    """The planes as an "RGB" image, each chroma sample repeated over its 2x2 block (the
-    Pillow path's input when simplejpeg cannot encode planes)."""
-    y = Image.fromarray(np.ascontiguousarray(planes.y))
-    chroma = (Image.fromarray(np.ascontiguousarray(p)) for p in planes[1:])
-    up = [c.resize((2 * c.width, 2 * c.height), Image.Resampling.NEAREST) for c in chroma]
-    return Image.merge("YCbCr", (y, *(c.crop((0, 0, *y.size)) for c in up))).convert("RGB")
