@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from PIL import Image, ImageOps
 
 from livecam.camera.base import PIXEL_MODES, Camera, Frame
-from livecam.config import MAX_PIXELS, MAX_SIZE, CameraConfig
+from livecam.config import MAX_PIXELS, MAX_SIZE, CameraConfig, hide_userinfo
 from livecam.errors import CameraError
 
 MAX_BYTES = 64 * 1024 * 1024  # far above any real snapshot; a runaway program stops here
@@ -118,7 +118,7 @@ class CommandCamera(Camera):
         if proc.returncode != 0:
             rc = proc.returncode
             how = f"was killed by {_signal_name(-rc)}" if rc < 0 else f"exited with status {rc}"
-            last = _last_line(bytes(err))
+            last = hide_userinfo(_last_line(bytes(err)))  # e.g. an rtsp://user:pw@ URL
             raise CameraError(
                 f"camera.command ({self.program}) {how}" + (f": {last}" if last else "")
             )
