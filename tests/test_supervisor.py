@@ -158,3 +158,26 @@ def test_the_status_line_counts_since_the_last_one() -> None:
     )
     assert (status.published, status.skipped, status.failed, status.since) == (0, 0, 0, 110.0)
     assert status.text().startswith("seq 41, ")
+
+
+def test_a_camera_that_opens_after_its_timeout_is_closed() -> None:
+    """An open abandoned for taking too long may still finish: that camera would hold
+    the device and make every reopen fail, so it is closed as soon as it returns."""
+    from livecam.camera.base import Worker
+
+    closed = threading.Event()
+
+    class Late(Camera):
+        def capture(self) -> Frame:
+            raise AssertionError("never captured")
+
+        def close(self) -> None:
+            closed.set()
+
+    def slow_open() -> Camera:
+        time.sleep(0.4)
+        return Late()
+
+    with pytest.raises(CameraError, match="did not return within"):
+        Worker().call(slow_open, 0.1, "opening the camera")
+    assert closed.wait(5)

@@ -133,6 +133,8 @@ class _Call:
             late = self.abandoned
         if late and outcome[0] and isinstance(outcome[1], Frame):
             outcome[1].release()  # nobody waits for it any more: give the buffer back
+        elif late and outcome[0] and isinstance(outcome[1], Camera):
+            outcome[1].close()  # an open that finished late holds the device: free it
 
 
 class Worker:
