@@ -285,9 +285,9 @@ class _Worker(Generic[T]):
         return bool(self._outcome)
 
     def wait(self) -> T | None:
-        """What the work returned, or raise what it raised; None after a signal. The
-        work then has GRACE s to finish; still busy after that, it is left to die with
-        the process."""
+        """What the work returned, or raise what it raised; after a signal, None unless
+        the work still ends well within GRACE s (a frame published is a success); still
+        busy after that, it is left to die with the process."""
         while not self._stop.wake.wait(1.0):  # a timed wait stays open to signals
             pass
         if not self._stop.signum:
@@ -298,9 +298,12 @@ class _Worker(Generic[T]):
         self._thread.join(GRACE)
         if not self.done:
             log.warning("still busy %g s after the signal; not waiting any longer", GRACE)
-        elif not self._outcome[0][0]:
-            log.warning("while stopping: %s", self._outcome[0][1])
-        return None
+            return None
+        ok, value = self._outcome[0]
+        if not ok:
+            log.warning("while stopping: %s", value)
+            return None
+        return cast(T, value)
 
 
 def _close(publisher: Publisher, stop: _Stop) -> None:

@@ -326,3 +326,28 @@ def test_run_stopped_in_a_backoff_wait(
     report("run, S3 answering 503, in a backoff wait", took)
     assert code == 0, p.log()
     assert took < LIMIT, p.log()
+
+
+def test_work_that_ends_well_after_the_signal_is_a_success(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal that comes while `once` finishes its publish: the frame is out, so the
+    work's result stands (exit 0), not 128+N; work that fails or stays busy is None."""
+    from livecam import cli
+
+    monkeypatch.setattr(cli, "_signalled", 0)  # put back after: main() exits at once if set
+
+    def publishes() -> str:
+        time.sleep(0.3)
+        return "published frame 1"
+
+    def fails() -> str:
+        time.sleep(0.3)
+        raise RuntimeError("upload failed")
+
+    for work, expected in ((publishes, "published frame 1"), (fails, None)):
+        with cli._Stop() as stop:
+            worker = cli._Worker(work, stop)
+            stop._received(signal.SIGTERM, None)
+            assert worker.wait() == expected
+            assert stop.signum == signal.SIGTERM
