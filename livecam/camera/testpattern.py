@@ -172,7 +172,7 @@ class TestPatternCamera(Camera):
             lambda p, x, y: ImageDraw.Draw(p).rectangle(_shift(bar, x, y), fill=(255, 255, 255)),
         )
         # The label's head changes once a minute: drawn once then (text is most of a
-        # capture's cost, 1 of 1.6 ms at 1080p), the seconds and the count each time.
+        # capture's cost), the seconds and the count each time.
         head = f"livecam test  {captured_at:%Y-%m-%d %H:%M:}"
         tail = f"{captured_at:%S}.{captured_at.microsecond // 1000:03d} UTC  #{self._count}"
         pad = max(2, h // 100)
