@@ -45,6 +45,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from livecam.camera.base import Frame
 from livecam.camera.picam import lores_size
+from livecam.camera.yuv import to_image
 from livecam.config import DEFAULT_VARIANTS, VariantConfig
 from livecam.render import Renderer, fast
 from livecam.testimage import photo_like
@@ -127,8 +128,8 @@ def quality_margin(photo: Image.Image, variants: Sequence[VariantConfig]) -> flo
         if size == photo.size:
             continue
         ref = photo.resize(size, Image.Resampling.LANCZOS)
-        ours = fast.to_image(fast.shrink(frame, size))
-        base = fast.to_image(fast.planes_of(photo.resize(size, Image.Resampling.BILINEAR)))
+        ours = to_image(fast.shrink(frame, size))
+        base = to_image(fast.planes_of(photo.resize(size, Image.Resampling.BILINEAR)))
         worst = min(worst, psnr(ours, ref) - psnr(base, ref))
     return worst
 

@@ -22,9 +22,10 @@ from livecam.camera import open_camera
 from livecam.camera import picam as picam_mod
 from livecam.camera.base import Frame
 from livecam.camera.picam import PiCamera, lores_size
+from livecam.camera.yuv import to_image
 from livecam.errors import CameraError, RenderError
 from livecam.loop import Publisher
-from livecam.render import Renderer, fast
+from livecam.render import Renderer
 from livecam.targets.local import LocalTarget
 
 from .conftest import PUBLISHER, ROOT, run_cli, write_config
@@ -220,7 +221,7 @@ def test_the_frame_planes_are_the_camera_buffer_with_its_padded_rows(fake: Any) 
     assert (y.shape, u.shape, v.shape) == ((1520, 2028), (760, 1014), (760, 1014))
     assert y.strides == (stride, 1) and u.strides == (stride // 2, 1)
     assert np.shares_memory(y, request.buffers["main"])
-    assert_quadrants(fast.to_image(frame.planes), [RED, GREEN, BLUE, WHITE])
+    assert_quadrants(to_image(frame.planes), [RED, GREEN, BLUE, WHITE])
     frame.release()
     # No copy: the camera has refilled the buffer the planes view.
     assert y[10, 10] == 0x11
@@ -322,7 +323,7 @@ def test_the_lores_frame_is_yuv420_planes_of_the_right_colours(fake: Any) -> Non
         assert (y.shape, u.shape, v.shape) == ((600, 800), (300, 400), (300, 400))
         assert y.strides == (896, 1) and u.strides == (448, 1)  # padded rows, in place
         assert np.shares_memory(y, request.buffers["lores"])
-        assert_quadrants(fast.to_image(frame.lores), [RED, GREEN, BLUE, WHITE])
+        assert_quadrants(to_image(frame.lores), [RED, GREEN, BLUE, WHITE])
         assert request.mapped == 2  # main and lores, until the release
     assert request.mapped == 0
     cam.close()
@@ -347,7 +348,7 @@ def test_a_camera_without_a_second_stream_scales_on_the_cpu(
     assert scenario.instances[0].camera_configuration()["lores"] is None
     with cam.capture() as frame:
         assert frame.lores is None
-        assert_quadrants(fast.to_image(frame.planes), [RED, GREEN, BLUE, WHITE])
+        assert_quadrants(to_image(frame.planes), [RED, GREEN, BLUE, WHITE])
     cam.close()
 
 

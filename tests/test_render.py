@@ -18,6 +18,7 @@ from PIL import Image, ImageChops, ImageStat
 
 import livecam.render
 from livecam.camera.base import Frame, Planes
+from livecam.camera.yuv import to_image
 from livecam.config import DEFAULT_VARIANTS, VariantConfig
 from livecam.errors import RenderError
 from livecam.render import Renderer, fast, pillow
@@ -185,7 +186,7 @@ def spy_on_encodes(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[int, int], Any
 
 def chroma_420(image: Image.Image) -> Image.Image:
     """`image` with its chroma averaged per 2x2 block, as a 4:2:0 encoder keeps it."""
-    return fast.to_image(fast.planes_of(image))
+    return to_image(fast.planes_of(image))
 
 
 @pytest.mark.parametrize("size", [(4056, 3040), (2028, 1520), (1920, 1080)])
@@ -202,7 +203,7 @@ def test_quality_holds_against_lanczos(
         if (r.width, r.height) == size:
             continue
         ours = captured[(r.width, r.height)]
-        ours = fast.to_image(ours) if isinstance(ours, Planes) else ours
+        ours = to_image(ours) if isinstance(ours, Planes) else ours
         reference = photo.resize((r.width, r.height), Image.Resampling.LANCZOS)
         bilinear = chroma_420(photo.resize((r.width, r.height), Image.Resampling.BILINEAR))
         grey = [i.convert("YCbCr").getchannel("Y") for i in (ours, reference)]

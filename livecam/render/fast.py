@@ -15,7 +15,6 @@ import simplejpeg
 from PIL import Image
 
 from livecam.camera.base import Planes
-from livecam.camera.yuv import to_image as to_image
 
 cv2.setNumThreads(1)  # the renderer's own threads share the cores
 Size = tuple[int, int]
