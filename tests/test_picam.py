@@ -492,6 +492,56 @@ def test_close_is_safe_twice_and_gives_back_lent_frames(fake: Any) -> None:
         cam.capture()
 
 
+def test_close_stops_the_camera_before_it_gives_back_a_lent_frame(fake: Any) -> None:
+    """A stop during a long render closes the camera while the frame is still read: a
+    request given back to a running camera is refilled under the encoder."""
+    scenario = fake()
+    cam = PiCamera(camera_cfg(width=640, height=480).camera, config.DEFAULT_VARIANTS)
+    frame = cam.capture()
+    cam.close()
+    assert scenario.events[-3:] == ["flush", "stop", "close"]
+    assert scenario.requests_out == 0
+    assert frame.planes is not None and frame.lores is not None
+    assert_quadrants(to_image(frame.planes), [RED, GREEN, BLUE, WHITE])
+    assert_quadrants(to_image(frame.lores), [RED, GREEN, BLUE, WHITE])
+    frame.release()
+
+
+class ClosingRenderer(Renderer):
+    """Closes the camera mid-render, as `cli._close` may on a stop."""
+
+    close_camera: Callable[[], None] | None = None
+
+    def render(self, frame: Frame, names: Any = None) -> list[Any]:
+        assert self.close_camera is not None
+        self.close_camera()
+        return super().render(frame, names)
+
+
+def test_a_frame_rendered_while_the_camera_closes_is_published_whole(
+    fake: Any, tmp_path: Path
+) -> None:
+    fake()
+    cfg = camera_cfg(width=640, height=480)
+    cfg = config.Config(
+        cfg.camera, cfg.variants, config.TargetConfig(kind="local", path=str(tmp_path))
+    )
+    renderer = ClosingRenderer(cfg.variants)
+    p = Publisher(
+        cfg,
+        lambda: open_camera(cfg.camera, cfg.variants),
+        LocalTarget(tmp_path),
+        renderer=renderer,
+        site_files=lambda: [],
+    )
+    renderer.close_camera = p.camera.close
+    p.start()
+    result = p.publish_next()
+    for r in result.images:
+        assert_quadrants(Image.open(tmp_path / r.name), [RED, GREEN, BLUE, WHITE])
+    p.close()
+
+
 # --- requests always go back -----------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -112,6 +113,7 @@ class PiCamera(Camera):
             self._map_args["write"] = False
         self._picam2: Any = None
         self._loans: list[_Loan] = []
+        self._lock = threading.Lock()
         self._size = (0, 0)
         self._stride = 0
         self._format = MAIN_FORMAT
@@ -372,10 +374,11 @@ class PiCamera(Camera):
 
     def _give_back(self, loan: _Loan) -> None:
         """Return a lent request to the camera; once, whoever asks first."""
-        request, loan.request = loan.request, None
-        if request is None:
-            return
-        self._loans.remove(loan)
+        with self._lock:  # the renderer's thread and close() may both ask
+            request, loan.request = loan.request, None
+            if request is None:
+                return
+            self._loans.remove(loan)
         mappings, loan.mappings = loan.mappings, []
         try:
             for mapping in mappings:
@@ -396,18 +399,22 @@ class PiCamera(Camera):
 
         Raises `CameraError` when picamera2 fails or does not return within
         `camera.timeout` (the camera then stays busy until the process restarts)."""
-        for loan in list(self._loans):
-            self._give_back(loan)
         picam2, self._picam2 = self._picam2, None
         if picam2 is None:
             return
         errors: list[str] = []
 
+        def give_back() -> None:
+            for loan in list(self._loans):
+                self._give_back(loan)
+
         def shutdown() -> None:
             # After a timed-out capture its job is still queued: cancel it, or stop()
-            # waits behind it (picamera2's docstring of cancel_all_and_flush).
+            # waits behind it (picamera2's docstring of cancel_all_and_flush). Lent
+            # frames go back only once stopped: a running camera would refill them
+            # while a stop's last render may still read them.
             flush = getattr(picam2, "cancel_all_and_flush", None)
-            for step in (flush, picam2.stop, picam2.close):
+            for step in (flush, picam2.stop, give_back, picam2.close):
                 if step is None:
                     continue
                 try:

@@ -365,10 +365,12 @@ class Picamera2:
         raise FutureTimeout()  # what Job.get_result(timeout=) raises: TimeoutError
 
     def _recycle(self, request: CompletedRequest) -> None:
-        """A released request's buffers go back to the camera, which refills them."""
-        for buffer in request.buffers.values():
-            buffer.fill(RECYCLED)
-        if self.is_open and request.stop_count == self.stop_count:
+        """A released request goes back to a running camera, which refills its buffers;
+        after a stop it is dropped and its buffers keep what they hold (picamera2's
+        `CompletedRequest.release` requeues only while started, same stop count)."""
+        if self.is_open and self.started and request.stop_count == self.stop_count:
+            for buffer in request.buffers.values():
+                buffer.fill(RECYCLED)
             self._lent.discard(request.index)
 
     @contextlib.contextmanager

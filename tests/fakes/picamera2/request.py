@@ -4,7 +4,7 @@ As in picamera2: a request's buffers are the camera's own memory; `MappedArray` 
 out that memory itself (no copy), `make_buffer`/`make_array` copy it, `make_image`
 maps the four RGB formats to Pillow as `_get_pil_mode` does, and `release()` counts
 references (a second release raises). Unlike a careful application, nothing stops
-code from reading a buffer after its release: the fake camera then refills it with
+code from reading a buffer after its release: a running fake camera then refills it with
 the next frame (here: junk), which is how the real one fails.
 """
 
