@@ -30,7 +30,7 @@ D = TypeVar("D", bound="DataclassInstance")
 Validator = Callable[[Any], T]
 
 SOURCES = ("picamera2", "test", "command")
-TARGET_KINDS = ("local", "s3")
+TARGET_KINDS = ("local", "s3", "sftp", "webdav")
 AUTOFOCUS_MODES = ("default", "continuous", "auto", "manual")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 CANNED_ACLS = (
@@ -58,6 +58,8 @@ _CONTROL_NAME = re.compile(r"[A-Z][A-Za-z0-9]{1,63}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-_]{1,254}")
 _STORAGE_CLASS = re.compile(r"[A-Z][A-Z_]{1,40}")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+_HOST = re.compile(r"[A-Za-z0-9_.:\[\]%-]{1,253}")
+_USER = re.compile(r"[A-Za-z0-9_.@+-][A-Za-z0-9_.@+\\-]{0,127}")
 
 
 def hide_userinfo(text: str) -> str:
@@ -178,6 +180,17 @@ def directory(value: Any) -> str:
     if path.startswith("~"):
         raise _Invalid(f"starts with ~ but names no user with a home, got {show(value)}")
     return path
+
+
+def remote_path(value: Any) -> str:
+    """A directory on an SFTP server: absolute, or relative to the login directory."""
+    path = text(1024)(value)
+    if not path or "\\" in path or any(s == ".." for s in path.split("/")):
+        raise _Invalid(
+            'must be a directory on the server such as "/var/www/html/live" or "www/live" '
+            f"(relative to the login directory; no '..', no backslashes), got {show(value)}"
+        )
+    return path.rstrip("/") or "/"
 
 
 def variant_name(value: Any) -> str:
@@ -341,6 +354,16 @@ class TargetConfig:
     read_timeout: float = setting(10.0, number(0, 600, above=True))
     max_attempts: int = setting(2, integer(1, 10))
     workers: int = setting(4, integer(1, 16))
+    # sftp (docs/remote.md)
+    host: str = setting("", matching(_HOST, "a host name or IP address"))
+    port: int = setting(22, integer(1, 65535))
+    user: str = setting("", matching(_USER, "a user name"))
+    key_file: str | None = setting(None, optional(directory))
+    known_hosts: str | None = setting(None, optional(directory))
+    # webdav (docs/remote.md); the password is never a key here
+    url: str = setting("", url)
+    password_file: str | None = setting(None, optional(directory))
+    ca_file: str | None = setting(None, optional(directory))
 
 
 @dataclass(frozen=True)
@@ -470,34 +493,67 @@ def _variants(raw: Any, camera: CameraConfig) -> tuple[VariantConfig, ...]:
     return tuple(out) or tuple(replace(v, quality=camera.quality) for v in DEFAULT_VARIANTS)
 
 
-# Keys that belong to one kind only, derived from the schema: a local target has
-# `path`; every other field but the shared ones is an S3 setting.
+# Keys that belong to one kind only; the shared ones (and the timeouts, for every
+# networked kind) are allowed everywhere.
 _SHARED_KEYS = {"kind", "cache_control", "site_cache_control"}
+_TIMEOUTS = {"connect_timeout", "read_timeout"}
+_REMOTE_KEYS = {"host", "port", "user", "key_file", "known_hosts", "url", "password_file"}
 _KIND_KEYS = {
     "local": {"path"},
-    "s3": {f.name for f in fields(TargetConfig)} - _SHARED_KEYS - {"path"},
+    "s3": {f.name for f in fields(TargetConfig)}
+    - _SHARED_KEYS
+    - {"path", "ca_file"}
+    - _REMOTE_KEYS,
+    "sftp": {"host", "port", "user", "path", "key_file", "known_hosts"} | _TIMEOUTS,
+    "webdav": {"url", "user", "password_file", "ca_file"} | _TIMEOUTS,
 }
-_REQUIRED = {"local": ("path", " (the directory nginx serves)"), "s3": ("bucket", "")}
+_REQUIRED = {
+    "local": (("path", " (the directory nginx serves)"),),
+    "s3": (("bucket", ""),),
+    "sftp": (("host", ""), ("user", ""), ("path", " (the directory on the server)")),
+    "webdav": (("url", " (the collection the files go to)"), ("user", "")),
+}
+_NO_SECRETS = ("password", "passphrase", "private_key")
 
 
 def _target(raw: Any) -> TargetConfig:
     table = _table("target", raw)
     # The kind alone first, through the schema: it decides which keys belong here.
     kind = _read(TargetConfig, "target", {"kind": table.get("kind", "local")}).kind
-    other = "s3" if kind == "local" else "local"
+    allowed = _KIND_KEYS[kind] | _SHARED_KEYS
     for key in table:
-        if key in _KIND_KEYS[other]:
+        if key in _NO_SECRETS:
             raise ConfigError(
-                f'target.{key}: only applies with kind = "{other}" (kind is "{kind}")'
+                f"target.{key}: secrets never go in the config: put the WebDAV password in a "
+                "file named by target.password_file or in LIVECAM_WEBDAV_PASSWORD, and use an "
+                "SSH key (target.key_file or the agent) for SFTP"
             )
-    needed, why = _REQUIRED[kind]
-    if needed not in table:
-        raise ConfigError(f'target.{needed}: is required when kind = "{kind}"{why}')
-    target = _read(TargetConfig, "target", table, skip=_KIND_KEYS[other])
+        owners = [k for k in _KIND_KEYS if key in _KIND_KEYS[k]]
+        if key not in allowed and owners:
+            kinds = " or ".join(f'"{k}"' for k in owners)
+            raise ConfigError(f'target.{key}: only applies with kind = {kinds} (kind is "{kind}")')
+    for needed, why in _REQUIRED[kind]:
+        if needed not in table:
+            raise ConfigError(f'target.{needed}: is required when kind = "{kind}"{why}')
+    skip = {f.name for f in fields(TargetConfig)} - allowed
+    given = {}
+    if kind == "sftp":  # a path on the server: no ~ expansion, no local rules
+        try:
+            given["path"] = remote_path(table["path"])
+        except _Invalid as e:
+            raise ConfigError(f"target.path: {e}") from None
+        skip.add("path")
+        table = {k: v for k, v in table.items() if k != "path"}
+    target = _read(TargetConfig, "target", table, skip=skip, **given)
     if bool(target.access_key_id) != bool(target.secret_access_key):
         raise ConfigError(
             f"target.{'secret_access_key' if target.access_key_id else 'access_key_id'}: "
             "access_key_id and secret_access_key must be set together"
+        )
+    if kind == "webdav" and urlsplit(target.url).username is not None:
+        raise ConfigError(
+            f"target.url: must not hold a user or password (use target.user and "
+            f"target.password_file), got {show(target.url)}"
         )
     return target
 

@@ -110,7 +110,7 @@ BAD_CONFIGS = [
     (
         "target-kind-ftp",
         '[target]\nkind = "ftp"\n',
-        'target.kind: must be one of "local", "s3", got "ftp"',
+        'target.kind: must be one of "local", "s3", "sftp", "webdav", got "ftp"',
     ),
     (
         "local-without-path",

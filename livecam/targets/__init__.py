@@ -1,5 +1,5 @@
-"""Publishing targets. `open_target` picks one by `target.kind`; the S3 target imports
-boto3 only when used."""
+"""Publishing targets. `open_target` picks one by `target.kind`; each networked target
+imports its library (boto3, paramiko, urllib3) only when used."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ def open_target(cfg: TargetConfig, stop: threading.Event | None = None) -> Targe
         from livecam.targets.s3 import S3Target
 
         return S3Target(cfg, stop=stop)
+    if cfg.kind == "sftp":
+        from livecam.targets.sftp import SFTPTarget
+
+        return SFTPTarget(cfg, stop=stop)
+    if cfg.kind == "webdav":
+        from livecam.targets.webdav import WebDAVTarget
+
+        return WebDAVTarget(cfg, stop=stop)
     raise ValueError(f"unknown target kind {cfg.kind!r}")  # config validation prevents it
 
 
