@@ -23,7 +23,6 @@ import pytest
 from .conftest import Nginx, free_port, wait_for_port
 
 SSHD = "/usr/sbin/sshd"
-DAV_EXT = "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so"
 DAV_USER = "cam"
 DAV_PASSWORD = "dav-secret-DO-NOT-LOG-4711"
 
@@ -175,15 +174,13 @@ DAV_SERVER = """
         client_max_body_size 50m;
         location / {{
             dav_methods PUT DELETE MKCOL COPY MOVE;
-            {ext}
             dav_access user:rw group:r all:r;
             auth_basic "livecam test";
             auth_basic_user_file {prefix}/htpasswd;
         }}
         location /readonly/ {{
-            limit_except GET HEAD OPTIONS PROPFIND {{ deny all; }}
+            limit_except GET HEAD {{ deny all; }}
             dav_methods PUT DELETE MKCOL COPY MOVE;
-            {ext}
             auth_basic "livecam test";
             auth_basic_user_file {prefix}/htpasswd;
         }}
@@ -192,21 +189,18 @@ DAV_SERVER = """
 
 
 class DavNginx(Nginx):
-    """nginx with its WebDAV module (dav_methods), basic auth, PROPFIND from the dav-ext
-    module when `propfind`; `root` must be writable by nginx's workers."""
+    """nginx with its WebDAV module (dav_methods) and basic auth; `root` must be
+    writable by nginx's workers."""
 
-    def __init__(self, root: Path, *, propfind: bool = True, port: int | None = None) -> None:
+    def __init__(self, root: Path, *, port: int | None = None) -> None:
         port = port or free_port()
         prefix = Path(tempfile.mkdtemp(prefix="livecam-dav-"))
-        ext = "dav_ext_methods PROPFIND OPTIONS;" if propfind else ""
-        server = DAV_SERVER.format(port=port, root=root, ext=ext, prefix=prefix)
+        server = DAV_SERVER.format(port=port, root=root, prefix=prefix)
         super().__init__(server=server, port=port)
         shutil.rmtree(prefix)
         # Move the htpasswd path into our prefix; workers (nobody when root runs nginx)
         # must reach it and the request body temp directory.
         self.conf.write_text(self.conf.read_text().replace(str(prefix), str(self.prefix)))
-        if propfind:
-            self.conf.write_text(f"load_module {DAV_EXT};\n" + self.conf.read_text())
         self.prefix.chmod(0o755)
         htpasswd = self.prefix / "htpasswd"
         htpasswd.write_text(f"{DAV_USER}:{{PLAIN}}{DAV_PASSWORD}\n")
@@ -234,8 +228,6 @@ def dav_root_fixture() -> Iterator[Path]:
 
 @pytest.fixture(name="dav")
 def dav_fixture(dav_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavNginx]:
-    if not os.path.exists(DAV_EXT):
-        raise RuntimeError(f"{DAV_EXT} missing: run scripts/test (it installs it)")
     server = DavNginx(dav_root).start()
     monkeypatch.setenv("LIVECAM_WEBDAV_PASSWORD", DAV_PASSWORD)
     yield server
