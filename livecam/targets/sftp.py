@@ -213,6 +213,10 @@ class SFTPTarget(Target):
             except Exception:  # a dead connection may fail to close: it is gone anyway
                 log.debug("closing the SSH connection failed", exc_info=True)
 
+    def _alive(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active()
+
     def _run(self, what: str, action: Callable[[paramiko.SFTPClient], Any]) -> Any:
         """`action` on the connection; any failure becomes a PublishError naming `what`,
         and a broken connection is dropped for the next call to open again."""
@@ -223,7 +227,7 @@ class SFTPTarget(Target):
             except PublishError:
                 raise
             except Exception as e:
-                if not _is_status(e):
+                if not _is_status(e) or not self._alive():
                     self._drop()
                     if isinstance(e, TimeoutError):
                         reason = f"no answer within {self.cfg.read_timeout:g} s"
