@@ -190,6 +190,8 @@ def remote_path(value: Any) -> str:
             'must be a directory on the server such as "/var/www/html/live" or "www/live" '
             f"(relative to the login directory; no '..', no backslashes), got {show(value)}"
         )
+    if path == "~" or path.startswith("~/"):  # the login directory is the home directory
+        path = path[2:] or "."
     return path.rstrip("/") or "/"
 
 

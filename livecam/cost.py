@@ -136,8 +136,51 @@ def monthly(p: Provider, e: Estimate, *, static: bool = False) -> tuple[float, f
     return requests, storage, requests + storage
 
 
+MANIFEST_BYTES = 600  # live.json with a few variants
+
+
+def own_server_report(cfg: Config, e: Estimate) -> str:
+    """For a target on the user's own server (sftp, webdav): no per-request fee, so the
+    monthly bandwidth instead, upload from the Pi and download by viewers."""
+    camera = cfg.camera
+    sizes = [v.size_for(camera.width, camera.height) for v in cfg.variants]
+    per_frame = sum(
+        w * h * JPEG_BYTES_PER_PIXEL / v.every
+        for v, (w, h) in zip(cfg.variants, sizes, strict=True)
+    )
+    upload = e.frames_per_month * (per_frame + MANIFEST_BYTES)
+    mean_image = sum(w * h * JPEG_BYTES_PER_PIXEL for w, h in sizes) / max(1, len(sizes))
+    poll = min(max(camera.interval, 1.0), 60.0)
+    per_viewer = MONTH_SECONDS / poll * MANIFEST_BYTES + e.frames_per_month * mean_image
+    if e.assumed_fps is not None:
+        rate = f"rate: {e.assumed_fps:g} frames/s (interval = 0 or --fps)"
+    else:
+        rate = f"rate: one frame every {camera.interval:g} s"
+    lines = [
+        rate,
+        f"frames per month (30 days): {e.frames_per_month:,.0f}",
+        f"requests per month: {e.puts_per_month:,.0f} uploads ({', '.join(e.objects)})",
+        f"a {cfg.target.kind} target on your own server has no per-request fee; "
+        "what counts is bandwidth:",
+        f"  upload from the camera: ~{upload / 1e9:,.1f} GB/month",
+        f"  download per viewer watching all month: ~{per_viewer / 1e9:,.1f} GB "
+        "(live.json polls plus one image of average size per frame)",
+    ]
+    if e.viewers:
+        lines.append(
+            f"  for {e.viewers:g} viewer(s): ~{e.viewers * per_viewer / 1e9:,.1f} GB/month"
+        )
+    lines.append(
+        f"(JPEG sizes assumed at {JPEG_BYTES_PER_PIXEL} bytes per pixel; check your "
+        "hosting plan's traffic allowance)"
+    )
+    return "\n".join(lines)
+
+
 def report(cfg: Config, e: Estimate) -> str:
     """The estimate as the `cost` command prints it."""
+    if cfg.target.kind in ("sftp", "webdav"):
+        return own_server_report(cfg, e)
     lines = []
     if e.assumed_fps is not None:
         how = "interval = 0" if cfg.camera.interval == 0 else "--fps"

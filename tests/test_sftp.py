@@ -255,3 +255,61 @@ def test_the_plain_rename_fallback(
     said = [r.getMessage() for r in caplog.records if "posix-rename" in r.getMessage()]
     assert len(said) == 1, said
     assert "remove + rename" in said[0] and "briefly miss" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"kind": "sftp", "user": "u", "path": "www"},
+            'target.host: is required when kind = "sftp"',
+        ),
+        ({"kind": "sftp", "host": "h", "user": "u"}, 'target.path: is required when kind = "sftp"'),
+        (
+            {"kind": "sftp", "host": "h", "user": "u", "path": "../www"},
+            "target.path: must be a directory on the server",
+        ),
+        (
+            {"kind": "sftp", "host": "h", "user": "u", "path": "w", "port": 0},
+            "target.port: must be an integer from 1 to 65535, got 0",
+        ),
+        (
+            {"kind": "sftp", "host": "h", "user": "u", "path": "w", "bucket": "b"},
+            'target.bucket: only applies with kind = "s3" (kind is "sftp")',
+        ),
+        (
+            {"kind": "sftp", "host": "h", "user": "u", "path": "w", "url": "https://h/"},
+            'target.url: only applies with kind = "webdav" (kind is "sftp")',
+        ),
+        (
+            {"kind": "local", "path": "/tmp/x", "host": "h"},
+            'target.host: only applies with kind = "sftp" (kind is "local")',
+        ),
+        (
+            {"kind": "webdav", "url": "https://u:pw@h/dav/", "user": "u"},
+            "target.url: must not hold a user or password",
+        ),
+        (
+            {"kind": "webdav", "url": "ftp://h/", "user": "u"},
+            "target.url: must be an http:// or https:// URL",
+        ),
+        (
+            {"kind": "sftp", "host": "h", "user": "u", "path": "w", "passphrase": "x"},
+            "target.passphrase: secrets never go in the config",
+        ),
+    ],
+)
+def test_remote_target_config_errors(table: dict[str, Any], message: str) -> None:
+    with pytest.raises(config.ConfigError) as e:
+        config.parse({"target": table})
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value) and "pw@" not in str(e.value)
+
+
+def test_remote_target_config_defaults() -> None:
+    t = config.parse(
+        {"target": {"kind": "sftp", "host": "h", "user": "u", "path": "~/www/"}}
+    ).target
+    assert (t.port, t.path, t.key_file, t.known_hosts) == (22, "www", None, None)
+    w = config.parse({"target": {"kind": "webdav", "url": "https://h/dav", "user": "u"}}).target
+    assert (w.url, w.password_file, w.ca_file) == ("https://h/dav", None, None)

@@ -227,3 +227,23 @@ def test_a_lost_collection_is_made_again_with_the_page(
     assert any("recreated it" in r.getMessage() for r in caplog.records)
     with Image.open(dav_root / "cam" / "live.jpeg") as im:
         im.load()
+
+
+@pytest.mark.parametrize("kind", ["sftp", "webdav"])
+def test_cost_shows_bandwidth_not_request_fees(tmp_path: Path, kind: str) -> None:
+    table = (
+        {"kind": "sftp", "host": "example.org", "user": "cam", "path": "www"}
+        if kind == "sftp"
+        else {"kind": "webdav", "url": "https://example.org/dav/", "user": "cam"}
+    )
+    body = camera_toml(interval=2.0) + toml_table("target", table)
+    result = run_cli("cost", "-c", str(write_config(tmp_path, body)), "--viewers", "2")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "no per-request fee" in out and "GB/month" in out and "for 2 viewer(s)" in out
+    assert "AWS S3" not in out
+    # 640x360 test camera every 2 s: one month of frames at 0.15 bytes per pixel.
+    frames = 30 * 24 * 3600 / 2
+    pixels = 640 * 360 + 640 * 360 + 320 * 180  # live.jpeg, 800x600 and 320x240 boxes
+    upload = frames * (pixels * 0.15 + 600) / 1e9
+    assert f"upload from the camera: ~{upload:,.1f} GB/month" in out
