@@ -122,6 +122,9 @@
   }
 
   function render(snap) {
+    if (document.body.dataset.mode === "history") {
+      return; // history.js owns the view; its live polling pauses until "Live"
+    }
     const m = snap.manifest;
     if (m && m !== manifest) {
       renderManifest(m, snap);
