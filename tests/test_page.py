@@ -340,8 +340,9 @@ def test_hostile_strings_in_the_manifest_render_as_text(
         assert page.text_content("#location") == hostile["location"]
         assert page.is_hidden("#link")  # not an http(s) URL: no link at all
         assert page.get_attribute("#live", "alt").startswith(hostile["title"] + ": live image")
-        assert page.evaluate("document.images.length") == 1
-        assert page.evaluate("document.scripts.length") == 2
+        # The page's own: the live image, the history view's image and its strip.
+        assert page.evaluate("document.images.length") == 3
+        assert page.evaluate("document.scripts.length") == 3
         assert page.evaluate("window.__pwned") is None
         # The snippets are HTML for other sites: the title is escaped in them.
         snippet = page.text_content("#snippet-img") or ""
