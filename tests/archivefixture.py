@@ -66,10 +66,11 @@ def write_archive(
     size: tuple[int, int] = (160, 90),
     paint: Callable[[int, int, int], Colour] = solid,
     timelapse_days: tuple[str, ...] = (),
-    picture: Callable[[Colour, tuple[int, int]], Image.Image] | None = None,
+    picture: Callable[[int, tuple[int, int]], Image.Image] | None = None,
 ) -> dict[str, list[Frame]]:
     """Write the archive of `days` (oldest first) under `root`/archive, a frame at each
-    of `minutes` (of the day, in `timezone`); returns each day's frames."""
+    of `minutes` (of the day, in `timezone`); returns each day's frames. `picture`
+    (minute, size) draws a frame instead of the solid colour (for screenshots)."""
     zone = ZoneInfo(timezone)
     width, height = size
     out: dict[str, list[Frame]] = {}
@@ -83,7 +84,7 @@ def write_archive(
             local = datetime(y, m, d, tzinfo=zone) + timedelta(minutes=minute)
             colour = paint(day_index, i, minute)
             key = f"{folder}/{local:%H%M%S}.jpeg"
-            image = picture(colour, size) if picture else Image.new("RGB", size, colour)
+            image = picture(minute, size) if picture else Image.new("RGB", size, colour)
             data = jpeg(image)
             write_file(root / key, data)
             column = image.resize((1, STRIP_HEIGHT))

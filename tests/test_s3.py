@@ -119,6 +119,7 @@ def test_once_publishes_objects_with_types_and_cache_control(
         "cam1/embed.html",
         "cam1/live.js",
         "cam1/live-embed.js",
+        "cam1/history.js",
         "cam1/style.css",
         "cam1/favicon.svg",
     }
