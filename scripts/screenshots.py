@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Regenerate the page screenshots in docs/: normal, narrow phone, stale, offline.
+"""Regenerate the page screenshots in docs/: normal, narrow phone, stale, offline, and
+the history view on a desktop and a phone.
 
 Runs the test-pattern publisher into a temp directory, serves it with livecam's demo
 server and photographs the page in headless Chromium, waiting for each state rather
-than sleeping. Usage: .venv/bin/python scripts/screenshots.py
+than sleeping. The archive for the history view is drawn (a sky over three days) in
+the published format by tests/archivefixture.py. Usage:
+.venv/bin/python scripts/screenshots.py
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +29,7 @@ from livecam import config, httpserver  # noqa: E402
 from livecam.camera.testpattern import TestPatternCamera  # noqa: E402
 from livecam.loop import Publisher  # noqa: E402
 from livecam.targets.local import LocalTarget  # noqa: E402
+from tests.archivefixture import add_to_manifest, write_archive  # noqa: E402
 
 ARGS = [
     "--no-sandbox",
@@ -48,6 +54,42 @@ def state_is(state: str) -> str:
 
 
 FRAME_SHOWN = "document.getElementById('live').dataset.livecamSeq !== undefined"
+PAST_SHOWN = "(document.getElementById('past').dataset.frame || '').endsWith('164000.jpeg')"
+ARCHIVE_DAYS = ["2026-12-05", "2026-12-06", "2026-12-07"]
+
+
+def sky(minute: int, size: tuple[int, int]) -> Image.Image:
+    """A made-up view west at `minute` of the day: night, dawn, day, dusk, a hill."""
+    w, h = size
+    sun = float(np.sin(np.pi * (minute - 420) / 660))  # up from 07:00 to 18:00
+    day = np.clip(sun * 3, 0, 1)
+    glow = np.clip(1 - abs(sun) * 4, 0, 1)  # sunrise and sunset
+    top = np.array([12, 16, 40]) * (1 - day) + np.array([60, 120, 205]) * day
+    low = top * (1 - glow) + np.array([235, 130, 70]) * glow
+    rows = np.linspace(0, 1, h)[:, None]
+    img = (top[None, :] * (1 - rows) + low[None, :] * rows)[:, None, :].repeat(w, axis=1)
+    xs = np.arange(w)[None, :]
+    hill = (0.72 + 0.06 * np.sin(xs / w * 7) + 0.03 * np.sin(xs / w * 23)) * h
+    ground = np.arange(h)[:, None] > hill
+    img[ground] = np.array([25, 40, 28]) * (0.3 + 0.7 * day) + 10
+    if sun > -0.05:  # the sun, crossing the frame
+        cx, cy = w * (minute - 420) / 660, h * (0.75 - 0.6 * max(sun, 0))
+        yy, xx = np.mgrid[0:h, 0:w]
+        disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (h * 0.05) ** 2
+        img[disc & ~ground] = [255, 236, 180]
+    return Image.fromarray(img.astype(np.uint8))
+
+
+def history_shots(browser: Any, url: str, out: Path) -> None:
+    """The history view at 16:40 on the middle day, on a desktop and on a phone."""
+    for name, viewport in (("history", (1200, 800)), ("history-phone", (390, 760))):
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        page.goto(f"{url}#2026-12-06T16:40")
+        wait_for(page, PAST_SHOWN)
+        wait_for(page, "document.getElementById('history-strip').complete")
+        time.sleep(0.5)  # the fragment settles
+        page.screenshot(path=str(out / f"screenshot-{name}.png"))
+        page.close()
 
 
 def main() -> None:
@@ -75,6 +117,8 @@ def main() -> None:
         server = httpserver.serve(directory, "127.0.0.1", 0)
         while not (directory / "live.json").exists():
             time.sleep(0.1)
+        write_archive(directory, ARCHIVE_DAYS, list(range(1440)), size=(640, 360),
+                      picture=sky)  # fmt: skip
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for name, viewport in (("page", (1200, 800)), ("phone", (390, 760))):
@@ -92,14 +136,23 @@ def main() -> None:
             wait_for(page, state_is("stale"))
             time.sleep(2)
             page.screenshot(path=str(out / "screenshot-stale.png"))
+            offline = (directory / "live.json").read_text()
             (directory / "live.json").unlink()  # now the host answers 404
             wait_for(page, state_is("offline"))
             page.screenshot(path=str(out / "screenshot-offline.png"))
+            page.close()
+            # The publisher has stopped: name the archive in its last manifest.
+            (directory / "live.json").write_text(offline)
+            add_to_manifest(directory)
+            history_shots(browser, server.url, out)
             browser.close()
         server.shutdown()
         server.server_close()
         pub.close()
-    print("wrote docs/screenshot-page.png, -phone.png, -stale.png, -offline.png")
+    print(
+        "wrote docs/screenshot-page.png, -phone.png, -stale.png, -offline.png, -history.png,"
+        " -history-phone.png"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ STRIP_HEIGHT = 120
 
 def solid(day_index: int, frame_index: int, minute: int) -> Colour:
     """Neighbouring frames and days differ by far more than JPEG's error."""
-    return (40 + 90 * (day_index % 3), 30 + (frame_index * 47) % 200, 30 + (frame_index * 101) % 200)
+    i = frame_index
+    return (40 + 90 * (day_index % 3), 30 + (i * 47) % 200, 30 + (i * 101) % 200)
 
 
 @dataclass(frozen=True)
