@@ -248,7 +248,9 @@
     return { day: name, frames, timelapse: keyUrl(doc.timelapse), strip: keyUrl(doc.strip) };
   }
 
-  async function openDay(name, secs) {
+  // Opens day `name` at the frame nearest to second `secs` of it, else at the frame
+  // `pick(frames)` names, else at its newest frame.
+  async function openDay(name, secs, pick) {
     stop();
     const mine = (token += 1);
     el.day.value = name;
@@ -269,7 +271,8 @@
     }
     day = loaded;
     el.strip.hidden = !day.strip;
-    el.strip.src = day.strip || BLANK;
+    // Today's strip grows with its index: a new URL only when the index did.
+    el.strip.src = day.strip ? `${day.strip}?n=${day.frames.length}` : BLANK;
     el.timelapse.hidden = !day.timelapse;
     if (day.timelapse) {
       el.timelapse.href = day.timelapse;
@@ -280,7 +283,12 @@
       return;
     }
     message("");
-    go(secs === null || secs === undefined ? day.frames.length - 1 : nearest(secs));
+    const picked = pick ? pick(day.frames) : -1;
+    if (secs !== null && secs !== undefined) {
+      go(nearest(secs));
+    } else {
+      go(picked >= 0 ? picked : day.frames.length - 1);
+    }
   }
 
   // The frame nearest to a second of the day.
@@ -348,7 +356,22 @@
 
   function step(delta) {
     stop();
-    go(index + delta);
+    if (delta > 0 && day && index === day.frames.length - 1 && day.day === days[days.length - 1]) {
+      refresh();
+    } else {
+      go(index + delta);
+    }
+  }
+
+  // Past the newest frame of the newest day: its index may have grown since it was
+  // read. Asked again at most once per archiving interval.
+  let refreshedAt = -Infinity;
+  function refresh() {
+    if (performance.now() - refreshedAt >= archive.every * 1000) {
+      refreshedAt = performance.now();
+      const after = day.frames[index].ms;
+      openDay(day.day, null, (frames) => frames.findIndex((f) => f.ms > after));
+    }
   }
 
   // --- Playing the day as a loop ------------------------------------------------------
@@ -410,14 +433,14 @@
   });
 
   const KEYS = {
-    ArrowLeft: () => index - 1,
-    ArrowDown: () => index - 1,
-    ArrowRight: () => index + 1,
-    ArrowUp: () => index + 1,
-    PageDown: () => nearest(day.frames[index].secs - 3600),
-    PageUp: () => nearest(day.frames[index].secs + 3600),
-    Home: () => 0,
-    End: () => day.frames.length - 1,
+    ArrowLeft: () => step(-1),
+    ArrowDown: () => step(-1),
+    ArrowRight: () => step(1),
+    ArrowUp: () => step(1),
+    PageDown: () => go(nearest(day.frames[index].secs - 3600)),
+    PageUp: () => go(nearest(day.frames[index].secs + 3600)),
+    Home: () => go(0),
+    End: () => go(day.frames.length - 1),
   };
 
   el.scrub.addEventListener("keydown", (event) => {
@@ -425,7 +448,7 @@
     if (key && day && day.frames.length && !event.altKey && !event.ctrlKey && !event.metaKey) {
       event.preventDefault(); // a frame, not one second of the range
       stop();
-      go(key());
+      key();
     }
   });
   // Assistive technology may set the value directly.
@@ -477,6 +500,12 @@
       enter(target);
     } else {
       pending = target;
+    }
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") {
+      stop(); // nobody is watching the loop
     }
   });
 

@@ -8,8 +8,10 @@ it), served by a real nginx, or uploaded to moto's S3 server and read from there
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -75,6 +77,23 @@ def click_minute(page: Any, minute: float) -> None:
 
 def archive_requests(requests: Any) -> list[str]:
     return [u for u in requests.urls("/archive/")]
+
+
+def append_frame(root: Path, like: Frame, minutes: int) -> Frame:
+    """A frame published `minutes` after `like`, once the page had read the day's
+    index (a copy of `like`'s image)."""
+    when = datetime.fromisoformat(like.t) + timedelta(minutes=minutes)
+    local = when.astimezone(ZoneInfo(ZONE))
+    hhmm = f"{local:%H:%M}"
+    key = like.key.rsplit("/", 1)[0] + f"/{local:%H%M%S}.jpeg"
+    (root / key).write_bytes((root / like.key).read_bytes())
+    (root / key).chmod(0o644)
+    folder = root / key.rsplit("/", 1)[0]
+    index = json.loads((folder / "index.json").read_text())
+    t = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    index["frames"].append({**index["frames"][-1], "key": key, "t": t})
+    write_json(folder / "index.json", index)
+    return Frame(like.day, hhmm, t, key, like.colour)
 
 
 @pytest.fixture
@@ -157,6 +176,10 @@ def test_history_days_scrub_keys_fragment_and_back_to_live(
         page.focus("#history-scrub")
         page.keyboard.press("End")
         assert_shows(page, last)
+        # Past the newest frame: the day's index is read again, for frames since.
+        newer = append_frame(served_dir, last, 5)
+        page.keyboard.press("ArrowRight")
+        assert_shows(page, newer)
 
         # Another day: the same time of day on it; only that day has a timelapse.
         assert page.is_hidden("#history-timelapse")
