@@ -316,7 +316,8 @@
     setText(el.time, `${frame.hhmm} ${archive.timezone}`);
     el.time.dateTime = new Date(frame.ms).toISOString();
     el.prev.disabled = index === 0;
-    el.next.disabled = index === day.frames.length - 1;
+    // The newest day's last frame may not be its last for long (step reads it again).
+    el.next.disabled = index === day.frames.length - 1 && day.day !== days[days.length - 1];
     // Written once the position rests: Chromium asks for the favicon again on every
     // change of the URL, which playing or dragging would turn into a stream.
     const fragment = `#${day.day}T${frame.hhmm}`;
