@@ -21,7 +21,7 @@ from livecam.targets.sftp import SFTPTarget
 from .conftest import run_cli, write_config
 from .remoteservers import PlainSftpServer, Sshd, sshd_fixture  # noqa: F401 - the fixture
 
-PAGE = {"index.html", "embed.html", "live.js", "live-embed.js", "style.css", "favicon.svg"}
+PAGE = {f.name for f in load_site()}  # index.html, live.js, ...: whatever site/ holds
 
 
 def camera_toml(interval: float = 1.0) -> str:
