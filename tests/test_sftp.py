@@ -313,3 +313,19 @@ def test_remote_target_config_defaults() -> None:
     assert (t.port, t.path, t.key_file, t.known_hosts) == (22, "www", None, None)
     w = config.parse({"target": {"kind": "webdav", "url": "https://h/dav", "user": "u"}}).target
     assert (w.url, w.password_file, w.ca_file) == ("https://h/dav", None, None)
+
+
+def test_check_explains_a_key_with_a_passphrase(tmp_path: Path, sshd: Sshd) -> None:
+    key = tmp_path / "locked"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)], check=True
+    )
+    line = check_fails(tmp_path, sshd, tmp_path / "www", key_file=str(key))
+    assert "protected by a passphrase" in line and "ssh-agent" in line
+
+
+def test_check_explains_a_missing_known_hosts_file(tmp_path: Path, sshd: Sshd) -> None:
+    missing = tmp_path / "no" / "known_hosts"
+    line = check_fails(tmp_path, sshd, tmp_path / "www", known_hosts=str(missing))
+    assert f"is not in {missing}" in line and "add this line" in line
+    assert not missing.exists()

@@ -247,3 +247,32 @@ def test_cost_shows_bandwidth_not_request_fees(tmp_path: Path, kind: str) -> Non
     pixels = 640 * 360 + 640 * 360 + 320 * 180  # live.jpeg, 800x600 and 320x240 boxes
     upload = frames * (pixels * 0.15 + 600) / 1e9
     assert f"upload from the camera: ~{upload:,.1f} GB/month" in out
+
+
+def test_a_full_disk_on_the_server_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import tempfile
+
+    from .test_faults import small_tmpfs
+
+    root = Path(tempfile.mkdtemp(prefix="livecam-davfull-"))
+    with small_tmpfs(root, "200k") as mounted:
+        if not mounted:
+            pytest.skip("cannot mount a small tmpfs here (needs root)")
+        root.chmod(0o777)
+        (root / "filler").write_bytes(b"\0" * 150_000)
+        monkeypatch.setenv("LIVECAM_WEBDAV_PASSWORD", DAV_PASSWORD)
+        server = DavNginx(root).start()
+        try:
+            target = target_for(server, "")
+            target.start()
+            with pytest.raises(Exception, match="full disk") as e:
+                target.write("big.jpeg", b"\xff" * 120_000)
+            target.close()
+        finally:
+            server.close()
+        assert "PUT /.livecam-big.jpeg.tmp" in str(e.value)
+        assert not (root / "big.jpeg").exists()
+    shutil.rmtree(root, ignore_errors=True)

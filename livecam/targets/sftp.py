@@ -100,7 +100,8 @@ class SFTPTarget(Target):
         self._site_state: dict[str, tuple[str, int, int]] = {}  # md5, size, mtime
 
     def describe(self) -> str:
-        return f"sftp://{self.cfg.user}@{_host(self.cfg)}/{self.dir.lstrip('/')}"
+        port = "" if self.cfg.port == 22 else f" (port {self.cfg.port})"
+        return f"SFTP {self.cfg.user}@{self.cfg.host}:{self.dir}{port}"
 
     # --- the connection ------------------------------------------------------------
 

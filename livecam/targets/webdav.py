@@ -11,10 +11,12 @@ and never reaches a log line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
 import socket
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -108,6 +110,13 @@ class WebDAVTarget(Target):
                 raise PublishError(f"target.password_file {path} is not UTF-8 text") from e
             if not password:
                 raise PublishError(f"target.password_file {path} is empty")
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                    log.warning(
+                        "target.password_file %s is readable by other users: chmod 600 %s",
+                        path,
+                        path,
+                    )
             return password
         password = os.environ.get(PASSWORD_ENV, "")
         if not password:
@@ -179,6 +188,7 @@ class WebDAVTarget(Target):
         path = self._path(url)
         status = r.status
         if status == 401:
+            self._auth = None  # read the password again next time: it may be fixed by then
             why = (
                 f"{self.cfg.user} was refused (HTTP 401): check target.user and the password "
                 f"(target.password_file or {PASSWORD_ENV})"
