@@ -14,6 +14,7 @@ import re
 import shlex
 import stat
 import tomllib
+import zoneinfo
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -272,6 +273,31 @@ def controls(value: Any) -> dict[str, Any]:
     return out
 
 
+# Archive periods that keep a wall-clock grid: each fits a minute (10 s .. 30 s) or is
+# whole minutes, and divides an hour, so slots fall on the same times every hour.
+ARCHIVE_EVERY = tuple(s for s in range(10, 3601) if 3600 % s == 0 and (60 % s == 0 or s % 60 == 0))
+
+
+def archive_every(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value in ARCHIVE_EVERY:
+        return value
+    allowed = ", ".join(str(s) for s in ARCHIVE_EVERY)
+    raise _Invalid(f"must be seconds that keep a wall-clock grid ({allowed}), got {show(value)}")
+
+
+def timezone(value: Any) -> str:
+    """An IANA time zone name known to this system (zoneinfo)."""
+    if isinstance(value, str) and value and not _CONTROL.search(value):
+        try:
+            zoneinfo.ZoneInfo(value)
+            return value
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    raise _Invalid(
+        f'must be an IANA time zone name such as "UTC" or "Europe/Berlin", got {show(value)}'
+    )
+
+
 def setting(default: Any, check: Validator[Any], **kwargs: Any) -> Any:
     """A config key: its default and its validator, read by `_read`."""
     return field(default=default, metadata={"check": check}, **kwargs)
@@ -397,6 +423,35 @@ class SiteConfig:
         return max(3 * interval, 10.0)
 
 
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """`[archive]`: the history kept beside the live objects, under archive/."""
+
+    enabled: bool = setting(False, boolean)
+    every: int = setting(60, archive_every)
+    # "": the largest variant at most ARCHIVE_WIDTH wide (see archive_variant).
+    variant: str = setting("", optional(variant_name, ""))
+    keep_days: int = setting(30, integer(0, 3650))  # 0: keep every day
+    timezone: str = setting("UTC", timezone)
+    timelapse: bool = setting(True, boolean)
+    fps: int = setting(25, integer(1, 60))
+    strip_every: int = setting(10, integer(1, 1440))
+
+
+ARCHIVE_WIDTH = 1280  # the default archive variant: the largest no wider than this
+
+
+def archive_variant(variants: Sequence[VariantConfig], camera: CameraConfig) -> str:
+    """The default archive variant: the largest no wider than ARCHIVE_WIDTH at the capture
+    size (a mid-size one: the full frame costs storage, a thumbnail shows little), else
+    the smallest."""
+    sized = [(v.size_for(camera.width, camera.height), v.name) for v in variants]
+    fitting = [s for s in sized if s[0][0] <= ARCHIVE_WIDTH]
+    if fitting:
+        return max(fitting, key=lambda s: s[0][0] * s[0][1])[1]
+    return min(sized, key=lambda s: s[0][0] * s[0][1])[1]
+
+
 DEFAULT_VARIANTS: tuple[VariantConfig, ...] = (
     VariantConfig("live.jpeg"),
     VariantConfig("live800x600.jpeg", 800, 600),
@@ -414,6 +469,7 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     site: SiteConfig = field(default_factory=SiteConfig)
     source_path: str | None = None
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
 
 # --- reading tables ---------------------------------------------------------------------
@@ -560,7 +616,21 @@ def _target(raw: Any) -> TargetConfig:
     return target
 
 
-SECTIONS = ("camera", "variants", "target", "publish", "site")
+def _archive(raw: Any, variants: Sequence[VariantConfig], camera: CameraConfig) -> ArchiveConfig:
+    archive = _read(ArchiveConfig, "archive", raw)
+    names = [v.name for v in variants]
+    if not archive.variant:
+        return replace(archive, variant=archive_variant(variants, camera))
+    if archive.variant not in names:
+        allowed = ", ".join(show(n) for n in names)
+        raise ConfigError(
+            f"archive.variant: must name one of the variants ({allowed}), "
+            f"got {show(archive.variant)}"
+        )
+    return archive
+
+
+SECTIONS = ("camera", "variants", "target", "publish", "site", "archive")
 
 
 def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
@@ -583,7 +653,8 @@ def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
             f"publish.max_age: must be >= camera.interval ({camera.interval:g}), "
             f"got {publish.max_age:g}"
         )
-    return Config(camera, variants, target, publish, site, source_path)
+    archive = _archive(data.get("archive", {}), variants, camera)
+    return Config(camera, variants, target, publish, site, source_path, archive)
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -651,6 +722,7 @@ def variant_sizes(cfg: Config) -> list[tuple[str, tuple[int, int]]]:
 
 
 __all__: Sequence[str] = [
+    "ArchiveConfig",
     "CameraConfig",
     "Config",
     "PublishConfig",

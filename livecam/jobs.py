@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import schedule
@@ -31,6 +31,11 @@ class Jobs:
             # schedule counts in whole timedeltas: a period under their resolution
             # would never move on.
             self._scheduler.every(max(seconds, 0.001)).seconds.do(self._guarded, job)  # type: ignore[arg-type]
+
+    def each_minute(self, job: Callable[[], object], seconds: Iterable[int] = (0,)) -> None:
+        """Run `job` at each of these seconds past every wall-clock minute."""
+        for second in seconds:
+            self._scheduler.every().minute.at(f":{second:02d}").do(self._guarded, job)
 
     @staticmethod
     def _guarded(job: Callable[[], object]) -> None:

@@ -22,6 +22,7 @@ from livecam.camera.base import Camera, Frame
 from livecam.camera.supervisor import CameraSupervisor
 from livecam.config import Config
 from livecam.errors import CameraError, CameraFatalError, PublishError, RenderError
+from livecam.history.worker import Archiver, manifest_entry
 from livecam.jobs import Jobs, Status
 from livecam.manifest import NAME as MANIFEST
 from livecam.manifest import Manifest
@@ -132,6 +133,7 @@ class Publisher:
         site_files: Callable[[], Sequence[SiteFile]] = load_site,
         backoff: float = 0.5,
         check_every: float = CHECK_EVERY,
+        archiver: Archiver | None = None,
     ) -> None:
         self.cfg = cfg
         self.target = target
@@ -144,7 +146,11 @@ class Publisher:
             open_camera, cfg.camera.timeout, cfg.camera.max_failures, backoff=backoff
         )
         site = cfg.site if cfg.site.enabled else None
-        self.manifest = Manifest(cfg.variants, cfg.camera.interval, site)
+        if archiver is None and cfg.archive.enabled:
+            archiver = Archiver(cfg, target)
+        self.archiver = archiver
+        extra = manifest_entry(cfg) if archiver else None
+        self.manifest = Manifest(cfg.variants, cfg.camera.interval, site, extra)
         publish = cfg.publish
         self._unchanged = (
             Unchanged(publish.change_threshold, publish.max_age) if publish.skip_unchanged else None
@@ -195,6 +201,8 @@ class Publisher:
             t1 = self.clock()
             thumb, diff = self._unchanged.compare(frame) if self._unchanged else (None, None)
             if self._unchanged and not force and self._unchanged.skip(diff, t1):
+                if self.archiver:
+                    self.archiver.seen(t1)
                 return FrameResult(self.seq, True, difference=diff)
             if not self._resumed:  # the target was unreadable so far: never guess seq
                 self._resume()
@@ -210,6 +218,8 @@ class Publisher:
         t3 = self.clock()
         if self._unchanged:
             self._unchanged.published(thumb, t3)
+        if self.archiver:
+            self.archiver.offer(rendered, t1)
         timings = {"capture": t1 - t0, "render": t2 - t1, "publish": t3 - t2}
         return FrameResult(update.seq, False, rendered, captured_at, timings, diff)
 
@@ -311,6 +321,8 @@ class Publisher:
         jobs = Jobs()
         jobs.every(self.cfg.publish.status_interval, self._status_line)
         jobs.every(self.check_every, self._check_target)
+        if self.archiver:
+            self.archiver.schedule(jobs)
         frames = Ticker(self.cfg.camera.interval, self.clock)
         watchdog = watchdog_period()
         self.notifier.ready(f"publishing to {self.target.describe()}")
@@ -339,6 +351,8 @@ class Publisher:
             log.info("stopping after frame %d", self.seq)
 
     def close(self) -> None:
+        if self.archiver:
+            self.archiver.close()
         self.camera.shutdown()
         self.renderer.close()
         self.target.close()

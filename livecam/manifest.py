@@ -54,8 +54,10 @@ def build(
     interval: float,
     images: Mapping[str, ImageEntry],
     site: SiteConfig | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The manifest as compact UTF-8 JSON bytes."""
+    """The manifest as compact UTF-8 JSON bytes; `extra`: more top-level keys (the
+    archive's)."""
     doc: dict[str, Any] = {
         "seq": seq,
         "captured_at": iso_utc(captured_at),
@@ -68,6 +70,7 @@ def build(
         for key in ("caption", "location", "link"):
             if value := getattr(site, key):
                 doc[key] = value
+    doc.update(extra or {})
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -103,11 +106,16 @@ class Manifest:
     """The published state: `seq`, one entry per variant on the target, what is due."""
 
     def __init__(
-        self, variants: Sequence[VariantConfig], interval: float, site: SiteConfig | None = None
+        self,
+        variants: Sequence[VariantConfig],
+        interval: float,
+        site: SiteConfig | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.variants = list(variants)
         self.interval = interval
         self.site = site
+        self.extra = dict(extra or {})
         self.seq = 0
         self.entries: dict[str, ImageEntry] = {}
         self._frames = 0  # frames published by this process: the clock of `every`
@@ -140,7 +148,7 @@ class Manifest:
         for r in images:
             entries[r.name] = ImageEntry(r.width, r.height, len(r.data), seq, captured_at)
         ordered = {v.name: entries[v.name] for v in self.variants if v.name in entries}
-        body = build(seq, captured_at, self.interval, ordered, self.site)
+        body = build(seq, captured_at, self.interval, ordered, self.site, self.extra)
         return Update(seq, ordered, body)
 
     def commit(self, update: Update) -> None:

@@ -119,7 +119,7 @@ http {{
     scgi_temp_path {prefix}/scgi;
     types {{
         text/html html; text/css css; text/javascript js; application/json json;
-        image/jpeg jpeg jpg; image/svg+xml svg;
+        image/jpeg jpeg jpg; image/svg+xml svg; video/mp4 mp4;
     }}
 {server}
 }}

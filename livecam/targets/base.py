@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from livecam.errors import PublishError
 from livecam.rendered import Rendered
 from livecam.site import SiteFile
 
@@ -57,6 +58,36 @@ class Target(ABC):
     @abstractmethod
     def check(self, report: Callable[[CheckStep], None]) -> bool:
         """Write, read back and delete a probe object, reporting each step."""
+
+    # --- plain objects: what features beside the live frame (the archive) build on. A
+    # target without them says so with a PublishError; names are relative to the target
+    # ("archive/2026/12/07/index.json") and never leave it.
+
+    def put_object(self, name: str, data: bytes, *, content_type: str, cache_control: str) -> None:
+        """Write one object; a reader sees the old one or the new one, never a part.
+        (A local target leaves Cache-Control to the web server.)"""
+        raise PublishError(f"{self.describe()} cannot store {name}")
+
+    def put_file(self, name: str, path: str, *, content_type: str, cache_control: str) -> None:
+        """`put_object` from a local file, streamed: a large file never sits in memory."""
+        raise PublishError(f"{self.describe()} cannot store {name}")
+
+    def read_object(self, name: str, limit: int = 16 << 20) -> bytes | None:
+        """An object's bytes (at most `limit`), None when it does not exist."""
+        raise PublishError(f"{self.describe()} cannot read {name}")
+
+    def list_objects(self, prefix: str) -> list[str]:
+        """The names of every object under the folder `prefix` ("archive/2026/"), sorted."""
+        raise PublishError(f"{self.describe()} cannot list {prefix}")
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The folders right under `prefix`, each as "prefix/name/", sorted."""
+        raise PublishError(f"{self.describe()} cannot list {prefix}")
+
+    def delete_objects(self, names: Sequence[str]) -> None:
+        """Delete these objects (absent ones are no error), in the order given as far as
+        the target allows."""
+        raise PublishError(f"{self.describe()} cannot delete objects")
 
     def close(self) -> None:  # noqa: B027 - targets that hold nothing
         """Release connections and threads; safe to call twice."""

@@ -14,8 +14,10 @@ import errno
 import itertools
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from livecam.errors import PublishError
 from livecam.manifest import NAME as MANIFEST
@@ -87,8 +89,12 @@ class LocalTarget(Target):
 
     def write(self, name: str, data: bytes | memoryview) -> None:
         """Atomically replace `name` with `data`."""
+        self._replace(name, lambda f: f.write(data))
+
+    def _replace(self, name: str, fill: Callable[[BinaryIO], object]) -> None:
+        """Atomically replace `name` with what `fill` writes into a temp file beside it."""
         final = self.path / name
-        if "/" in name:  # a page asset in a subdirectory of site/
+        if "/" in name:  # a page asset in a subdirectory of site/, an archive folder
             self._ensure_dir(final.parent)
         temp = final.parent / f"{TEMP_PREFIX}{os.getpid()}-{next(self._counter)}{TEMP_SUFFIX}"
         recreated = False
@@ -101,7 +107,7 @@ class LocalTarget(Target):
             fd = self._open_temp(temp, name)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                fill(f)
             os.replace(temp, final)
         except OSError as e:
             with contextlib.suppress(OSError):
@@ -152,6 +158,72 @@ class LocalTarget(Target):
             return None
         except OSError as e:
             raise PublishError(f"cannot read {path}: {_why(e)}") from e
+
+    # --- plain objects ---------------------------------------------------------------
+
+    def put_object(self, name: str, data: bytes, *, content_type: str, cache_control: str) -> None:
+        self.write(name, data)
+
+    def put_file(self, name: str, path: str, *, content_type: str, cache_control: str) -> None:
+        try:
+            with open(path, "rb") as src:
+                self._replace(name, lambda f: shutil.copyfileobj(src, f, 1 << 20))
+        except OSError as e:
+            raise PublishError(f"cannot read {path}: {_why(e)}") from e
+
+    def read_object(self, name: str, limit: int = 16 << 20) -> bytes | None:
+        path = self.path / name
+        try:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise PublishError(f"cannot read {path}: {_why(e)}") from e
+        if len(data) > limit:
+            raise PublishError(f"{path} is larger than {limit} bytes")
+        return data
+
+    def list_objects(self, prefix: str) -> list[str]:
+        top = self.path / prefix
+        names: list[str] = []
+        for folder, _, files in os.walk(top, onerror=self._list_failed):
+            rel = Path(folder).relative_to(self.path).as_posix()
+            names.extend(f"{rel}/{f}" for f in files)
+        return sorted(names)
+
+    def list_folders(self, prefix: str) -> list[str]:
+        try:
+            entries = list(os.scandir(self.path / prefix))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as e:
+            raise PublishError(f"cannot list {self.path / prefix}: {_why(e)}") from e
+        return sorted(f"{prefix}{e.name}/" for e in entries if e.is_dir(follow_symlinks=False))
+
+    def _list_failed(self, e: OSError) -> None:
+        if not isinstance(e, FileNotFoundError):
+            raise PublishError(f"cannot list {e.filename}: {_why(e)}") from e
+
+    def delete_objects(self, names: Sequence[str]) -> None:
+        folders = set()
+        for name in names:
+            path = self.path / name
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise PublishError(f"cannot delete {path}: {_why(e)}") from e
+            folders.add(path.parent)
+        # Folders left empty go too, up to (never including) the target's own directory.
+        for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+            while folder != self.path and self.path in folder.parents:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                folder = folder.parent
 
     def check(self, report: Callable[[CheckStep], None]) -> bool:
         name = f"{TEMP_PREFIX}probe-{os.getpid()}.txt"

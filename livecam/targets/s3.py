@@ -8,6 +8,8 @@ parallel, and `live.json` only after every image of the frame landed.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 import queue
@@ -16,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, wait
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from livecam.config import TargetConfig, hide_userinfo
 from livecam.errors import PublishError
@@ -135,6 +137,13 @@ def explain(e: BaseException, bucket: str, key: str = "") -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def _add_content_md5(request: Any, **_: Any) -> None:
+    body = request.body if isinstance(request.body, bytes) else b""
+    if "Content-MD5" not in request.headers:
+        digest = hashlib.md5(body, usedforsecurity=False).digest()
+        request.headers["Content-MD5"] = base64.b64encode(digest).decode("ascii")
+
+
 class S3Target(Target):
     """Publishes into `s3://bucket/prefix` on AWS or any S3-compatible endpoint."""
 
@@ -209,7 +218,9 @@ class S3Target(Target):
     def key(self, name: str) -> str:
         return self.prefix + name
 
-    def put(self, name: str, body: bytes, content: str, cache_control: str) -> dict[str, Any]:
+    def put(
+        self, name: str, body: bytes | IO[bytes], content: str, cache_control: str
+    ) -> dict[str, Any]:
         """PUT one object from memory; raises PublishError with an explanation."""
         from botocore import exceptions as bx
 
@@ -304,6 +315,88 @@ class S3Target(Target):
             raise PublishError(f"cannot read the manifest: {self._explain(e, key)}") from e
         except bx.BotoCoreError as e:
             raise PublishError(f"cannot read the manifest: {self._explain(e, key)}") from e
+
+    # --- plain objects ---------------------------------------------------------------
+
+    def put_object(self, name: str, data: bytes, *, content_type: str, cache_control: str) -> None:
+        self.put(name, data, content_type, cache_control)
+
+    def put_file(self, name: str, path: str, *, content_type: str, cache_control: str) -> None:
+        try:
+            with open(path, "rb") as f:
+                self.put(name, f, content_type, cache_control)
+        except OSError as e:
+            raise PublishError(f"cannot read {path}: {e.strerror or e}") from e
+
+    def read_object(self, name: str, limit: int = 16 << 20) -> bytes | None:
+        from botocore import exceptions as bx
+
+        key = self.key(name)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            data = bytes(response["Body"].read(limit + 1))
+        except bx.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise PublishError(self._explain(e, key)) from e
+        except bx.BotoCoreError as e:
+            raise PublishError(self._explain(e, key)) from e
+        if len(data) > limit:
+            raise PublishError(f"s3://{self.bucket}/{key} is larger than {limit} bytes")
+        return data
+
+    def _list(self, prefix: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """The pages of a ListObjectsV2 under `prefix` (one request per 1,000 keys)."""
+        from botocore import exceptions as bx
+
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=self.key(prefix), **kwargs)
+            return [dict(page) for page in pages]
+        except (bx.BotoCoreError, bx.ClientError) as e:
+            raise PublishError(self._explain(e, self.key(prefix))) from e
+
+    def list_objects(self, prefix: str) -> list[str]:
+        n = len(self.prefix)
+        return sorted(
+            str(o["Key"])[n:] for page in self._list(prefix) for o in page.get("Contents", [])
+        )
+
+    def list_folders(self, prefix: str) -> list[str]:
+        n = len(self.prefix)
+        return sorted(
+            str(p["Prefix"])[n:]
+            for page in self._list(prefix, Delimiter="/")
+            for p in page.get("CommonPrefixes", [])
+        )
+
+    def delete_objects(self, names: Sequence[str]) -> None:
+        from botocore import exceptions as bx
+
+        self._send_content_md5()
+        for start in range(0, len(names), 1000):  # DeleteObjects takes at most 1,000 keys
+            keys: list[Any] = [{"Key": self.key(n)} for n in names[start : start + 1000]]
+            try:
+                response = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                )
+            except (bx.BotoCoreError, bx.ClientError) as e:
+                raise PublishError(self._explain(e, keys[0]["Key"])) from e
+            if errors := response.get("Errors"):
+                first = errors[0]
+                raise PublishError(
+                    f"cannot delete s3://{self.bucket}/{first.get('Key')}: "
+                    f"{first.get('Code')} {first.get('Message', '')}".strip()
+                )
+
+    def _send_content_md5(self) -> None:
+        """Give DeleteObjects a Content-MD5 header: botocore >= 1.36 sends only a CRC32,
+        and MinIO, Ceph and other S3 servers refuse a batch delete without it
+        (MissingContentMD5)."""
+        if getattr(self, "_md5_hooked", False):
+            return
+        self.client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+        self._md5_hooked = True
 
     def check(self, report: Callable[[CheckStep], None]) -> bool:
         from botocore import exceptions as bx

@@ -1,0 +1,1 @@
+"""History: the archive, its indexes and retention, the day strip, the timelapse."""

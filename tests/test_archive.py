@@ -1,0 +1,435 @@
+"""The archive: simulated days on an injected clock against a local directory served by
+a real nginx and against moto's S3 server, with a reader checking all the while that no
+index names a missing object; retention; restarts; the loop's hooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image as PILImage
+
+from livecam import config
+from livecam.history import archive as archive_mod
+from livecam.history.archive import Image, folder_day
+from livecam.history.worker import Archiver
+from livecam.targets.base import Target
+from livecam.targets.local import LocalTarget
+from livecam.targets.s3 import S3Target
+
+from .conftest import MotoServer, Nginx, s3_client
+
+START = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+DAYS = ("2026-12-05", "2026-12-06", "2026-12-07")
+
+
+def jpegs(n: int = 24, size: tuple[int, int] = (160, 90)) -> list[Image]:
+    """`n` small frames, each a different colour (an hour of the day each)."""
+    out = []
+    for i in range(n):
+        data = io.BytesIO()
+        PILImage.new("RGB", size, (i * 10, 120, 250 - i * 10)).save(data, "JPEG", quality=80)
+        out.append(Image(data.getvalue(), *size))
+    return out
+
+
+def archive_cfg(target: dict[str, Any], **archive: Any) -> config.Config:
+    doc = {"target": target, "archive": {"enabled": True, "keep_days": 2, **archive}}
+    return config.parse(doc)
+
+
+class Clock:
+    """The injected wall clock and monotonic clock, moved by the test."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def wall(self) -> dt.datetime:
+        return self.now
+
+    def mono(self) -> float:
+        return (self.now - START).total_seconds()
+
+
+def simulate(
+    archiver: Archiver, clock: Clock, minutes: int, step: int = 60, start: int = 0
+) -> None:
+    """Drive the worker as the loop would: one slot every `step` simulated seconds."""
+    frames = jpegs()
+    for m in range(start, minutes, step // 60):
+        clock.now = START + dt.timedelta(minutes=m, seconds=1)
+        now = clock.now
+        archiver.handle(now, archiver.archive.slot(now), frames[m // 60 % 24])
+
+
+class Reader:
+    """Reads days.json, each day's index and the objects the newest frames name, over
+    and over, as a viewer's page would; records every object named but missing."""
+
+    def __init__(self, get: Callable[[str], bytes | None]) -> None:
+        self.get = get
+        self.stop = threading.Event()
+        self.passes = 0
+        self.checked = 0
+        self.violations: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Reader:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+    def _listed(self, day: str) -> bool:
+        """Is `day` still in days.json? (A day retention removed may 404 meanwhile.)"""
+        data = self.get(archive_mod.DAYS)
+        return data is not None and day in json.loads(data)["days"]
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            data = self.get(archive_mod.DAYS)
+            if data is not None:
+                for day in json.loads(data)["days"]:
+                    self._check_day(day)
+            self.passes += 1
+            self.stop.wait(0.02)  # a page polls; a tight loop would only fight for the GIL
+
+    def _check_day(self, day: str) -> None:
+        key = archive_mod.index_key(dt.date.fromisoformat(day))
+        data = self.get(key)
+        if data is None:
+            if self._listed(day):
+                self.violations.append(f"days.json names {day}, {key} is missing")
+            return
+        index = json.loads(data)
+        assert index["day"] == day
+        named = [f["key"] for f in index["frames"][-3:]]
+        named += [index[k] for k in ("strip", "timelapse", "poster") if index[k]]
+        for name in named:
+            self.checked += 1
+            if self.get(name) is None and self._listed(day):
+                self.violations.append(f"{key} names {name}, which is missing")
+
+
+def check_archive(get: Callable[[str], bytes | None], every: int = 60) -> None:
+    """Day 1 is gone, days 2 and 3 are whole and in order."""
+    assert json.loads(get(archive_mod.DAYS) or b"") == {"days": list(DAYS[1:])}
+    assert get("archive/2026/12/05/index.json") is None
+    assert get("archive/2026/12/05/000000.jpeg") is None
+    per_day = 86400 // every
+    for day in DAYS[1:]:
+        index = json.loads(get(f"archive/{day.replace('-', '/')}/index.json") or b"")
+        assert index["day"] == day
+        frames = index["frames"]
+        assert len(frames) == per_day
+        assert [f["t"] for f in frames] == sorted(f["t"] for f in frames)
+        first, last = frames[0], frames[-1]
+        assert first["t"] == f"{day}T00:00:00Z"
+        assert first["key"] == f"archive/{day.replace('-', '/')}/000000.jpeg"
+        assert (first["width"], first["height"]) == (160, 90)
+        assert first["bytes"] == len(get(first["key"]) or b"")
+        h, m = divmod((per_day - 1) * every // 60, 60)
+        assert last["t"] == f"{day}T{h:02d}:{m:02d}:00Z"
+        assert index["strip"] == f"archive/{day.replace('-', '/')}/strip.jpeg"
+        strip = PILImage.open(io.BytesIO(get(index["strip"]) or b""))
+        assert strip.size == (1440, 120)
+        assert index["timelapse"] is None and index["poster"] is None
+
+
+def run_three_days(target: Target, cfg: config.Config, get: Callable[[str], bytes | None]) -> None:
+    clock = Clock(START)
+    spawned: list[dt.date] = []
+
+    def spawn(day: dt.date) -> None:
+        spawned.append(day)
+
+    archiver = Archiver(cfg, target, now=clock.wall, clock=clock.mono, spawn=spawn)
+    with Reader(get) as reader:
+        simulate(archiver, clock, 3 * 1440, step=cfg.archive.every)
+    assert reader.violations == []
+    assert reader.passes > 5 and reader.checked > 20
+    # Each finished day's timelapse was started (day 3 has not ended yet).
+    assert spawned == [dt.date(2026, 12, 5), dt.date(2026, 12, 6)]
+    check_archive(get, cfg.archive.every)
+
+
+@pytest.fixture
+def local_archive(served_dir: Path) -> Iterator[tuple[Path, str]]:
+    server = Nginx(served_dir).start()
+    yield served_dir, server.url
+    server.close()
+
+
+def http_get(base: str) -> Callable[[str], bytes | None]:
+    def get(name: str) -> bytes | None:
+        try:
+            with urllib.request.urlopen(base + name, timeout=10) as r:
+                return bytes(r.read())
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    return get
+
+
+def test_three_days_local_behind_nginx(local_archive: tuple[Path, str]) -> None:
+    directory, url = local_archive
+    (directory / "sentinel.txt").write_text("keep")
+    (directory / "archive-not").mkdir()
+    (directory / "archive-not" / "index.json").write_text("keep")
+    cfg = archive_cfg({"kind": "local", "path": str(directory)})
+    run_three_days(LocalTarget(directory), cfg, http_get(url))
+    assert (directory / "sentinel.txt").read_text() == "keep"
+    assert (directory / "archive-not" / "index.json").read_text() == "keep"
+    # The deleted day's folders went with it.
+    assert not (directory / "archive" / "2026" / "12" / "05").exists()
+
+
+def s3_get(endpoint: str, bucket: str, prefix: str) -> Callable[[str], bytes | None]:
+    client = s3_client(endpoint)
+
+    def get(name: str) -> bytes | None:
+        try:
+            return bytes(client.get_object(Bucket=bucket, Key=prefix + name)["Body"].read())
+        except client.exceptions.NoSuchKey:
+            return None
+
+    return get
+
+
+@pytest.mark.parametrize(
+    "every", [pytest.param(600, id="every-10-min"), pytest.param(60, marks=pytest.mark.slow)]
+)
+def test_three_days_on_s3(moto_server: MotoServer, bucket: str, every: int) -> None:
+    s3 = s3_client(moto_server.url)
+    sentinels = ["cam1/sentinel.txt", "cam1/archive-not/x", "archive/2026/12/05/index.json"]
+    for key in sentinels:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"keep")
+    target = {"kind": "s3", "bucket": bucket, "prefix": "cam1/", "endpoint_url": moto_server.url}
+    cfg = archive_cfg(target, every=every)
+    run_three_days(S3Target(cfg.target), cfg, s3_get(moto_server.url, bucket, "cam1/"))
+    for key in sentinels:
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"keep"
+    head = s3.head_object(Bucket=bucket, Key="cam1/archive/2026/12/07/000000.jpeg")
+    assert head["CacheControl"] == archive_mod.IMMUTABLE
+    assert head["ContentType"] == "image/jpeg"
+    head = s3.head_object(Bucket=bucket, Key="cam1/archive/2026/12/07/index.json")
+    assert head["CacheControl"] == "no-cache"
+    assert head["ContentType"] == "application/json"
+
+
+def test_retention_deletes_in_batches_of_1000(moto_server: MotoServer, bucket: str) -> None:
+    """A day of more than 1,000 objects (every = 30 s) goes whole, in batches."""
+    cfg = archive_cfg(
+        {"kind": "s3", "bucket": bucket, "endpoint_url": moto_server.url}, keep_days=1
+    )
+    target = S3Target(cfg.target)
+    s3 = s3_client(moto_server.url)
+    with ThreadPoolExecutor(8) as pool:
+        names = [f"archive/2026/12/05/{i:06d}.jpeg" for i in range(1001)]
+        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=b"x"), names))
+    s3.put_object(Bucket=bucket, Key="archive/2026/12/05/index.json", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="archive/days.json", Body=b'{"days":["2026-12-05"]}')
+    calls: list[int] = []
+    target.client.meta.events.register(
+        "before-parameter-build.s3.DeleteObjects",
+        lambda params, **kw: calls.append(len(params["Delete"]["Objects"])),
+    )
+    deleted = archive_mod.Archive(target, cfg.archive).prune(dt.date(2026, 12, 7))
+    assert deleted == [dt.date(2026, 12, 5)]
+    assert calls == [1, 1000, 1]  # the index first, on its own
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="archive/2026/").get("KeyCount") == 0
+    assert json.loads(s3.get_object(Bucket=bucket, Key="archive/days.json")["Body"].read()) == {
+        "days": []
+    }
+
+
+def test_keep_days_0_keeps_everything(tmp_path: Path) -> None:
+    cfg = archive_cfg({"kind": "local", "path": str(tmp_path)}, keep_days=0, every=3600)
+    clock = Clock(START)
+    archiver = Archiver(cfg, LocalTarget(tmp_path), now=clock.wall, spawn=lambda d: None)
+    simulate(archiver, clock, 3 * 1440, step=3600)
+    days = json.loads((tmp_path / "archive" / "days.json").read_bytes())["days"]
+    assert days == list(DAYS)
+
+
+def test_a_restart_continues_the_day_and_repairs_days_json(tmp_path: Path) -> None:
+    cfg = archive_cfg({"kind": "local", "path": str(tmp_path)}, every=300)
+    target = LocalTarget(tmp_path)
+    clock = Clock(START)
+    first = Archiver(cfg, target, now=clock.wall, clock=clock.mono, spawn=lambda d: None)
+    simulate(first, clock, 600, step=300)
+    # A crash between a new day's index and days.json: the index is there, the day not.
+    (tmp_path / "archive" / "days.json").write_text('{"days":[]}')
+    second = Archiver(cfg, target, now=clock.wall, clock=clock.mono, spawn=lambda d: None)
+    simulate(second, clock, 1440, step=300, start=595)  # 09:55 again: archived already
+    index = json.loads((tmp_path / "archive/2026/12/05/index.json").read_bytes())
+    assert len(index["frames"]) == 288
+    assert len({f["key"] for f in index["frames"]}) == 288
+    assert second.archived == 288 - 120
+    assert json.loads((tmp_path / "archive/days.json").read_bytes())["days"] == [DAYS[0]]
+
+
+def test_a_time_zone_names_days_and_keys_in_local_time(tmp_path: Path) -> None:
+    cfg = archive_cfg({"kind": "local", "path": str(tmp_path)}, timezone="Asia/Kolkata")
+    clock = Clock(START)
+    archiver = Archiver(cfg, LocalTarget(tmp_path), now=clock.wall, spawn=lambda d: None)
+    simulate(archiver, clock, 2)
+    # 00:00 UTC is 05:30 in India (UTC+5:30).
+    index = json.loads((tmp_path / "archive/2026/12/05/index.json").read_bytes())
+    assert index["frames"][0] == {
+        "t": "2026-12-05T00:00:00Z",
+        "key": "archive/2026/12/05/053000.jpeg",
+        "width": 160,
+        "height": 90,
+        "bytes": index["frames"][0]["bytes"],
+    }
+
+
+def test_the_repeated_hour_of_a_dst_change_archives_each_slot_once(tmp_path: Path) -> None:
+    cfg = archive_cfg({"kind": "local", "path": str(tmp_path)}, timezone="Europe/Berlin")
+    clock = Clock(START)
+    archiver = Archiver(cfg, LocalTarget(tmp_path), now=clock.wall, spawn=lambda d: None)
+    frames = jpegs(1)
+    # 2026-10-25: 02:00-02:59 Berlin time happens twice (00:00-01:59 UTC).
+    for m in range(120):
+        now = dt.datetime(2026, 10, 25, 0, m, 1, tzinfo=dt.UTC) if m < 60 else None
+        now = now or dt.datetime(2026, 10, 25, 1, m - 60, 1, tzinfo=dt.UTC)
+        archiver.handle(now, archiver.archive.slot(now), frames[0])
+    index = json.loads((tmp_path / "archive/2026/10/25/index.json").read_bytes())
+    keys = [f["key"] for f in index["frames"]]
+    assert len(keys) == len(set(keys)) == 60
+
+
+def test_the_strip_fills_each_minute_with_its_frame(tmp_path: Path) -> None:
+    cfg = archive_cfg({"kind": "local", "path": str(tmp_path)}, every=300, strip_every=3)
+    clock = Clock(START)
+    archiver = Archiver(cfg, LocalTarget(tmp_path), now=clock.wall, spawn=lambda d: None)
+    simulate(archiver, clock, 12 * 60, step=300)  # 00:00 .. 11:55, then the strip
+    strip = PILImage.open(tmp_path / "archive/2026/12/05/strip.jpeg").convert("RGB")
+    assert strip.size == (1440, 120)
+    for hour in range(12):
+        for x in (hour * 60, hour * 60 + 4, hour * 60 + 59):  # every frame spans 5 minutes
+            r, g, _ = strip.getpixel((x, 60))  # type: ignore[misc]
+            assert abs(r - hour * 10) < 12 and abs(g - 120) < 12, (hour, x)
+    for x in (12 * 60, 1000, 1439):  # no frames yet: black
+        assert max(strip.getpixel((x, 60))) < 12  # type: ignore[arg-type]
+
+
+def test_folder_day() -> None:
+    assert folder_day("archive/2026/12/07/") == dt.date(2026, 12, 7)
+    for bad in ("archive/2026/12/", "archive/2026/13/01/", "other/2026/12/07/", "archive/x/1/2/"):
+        assert folder_day(bad) is None
+
+
+LOCAL = {"kind": "local", "path": "/tmp/livecam-never-written"}
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [
+        ({"every": 45}, "archive.every: must be seconds that keep a wall-clock grid (10, 12,"),
+        ({"every": "60"}, "archive.every: must be seconds that keep a wall-clock grid"),
+        ({"keep_days": -1}, "archive.keep_days: must be an integer from 0 to 3650, got -1"),
+        ({"timezone": "Mars/Olympus"}, "archive.timezone: must be an IANA time zone name such"),
+        ({"timezone": ""}, "archive.timezone: must be an IANA time zone name"),
+        ({"variant": "nope.jpeg"}, 'archive.variant: must name one of the variants ("live.jpeg"'),
+        ({"variant": "../x.jpeg"}, "archive.variant: must be a plain file name"),
+        ({"fps": 0}, "archive.fps: must be an integer from 1 to 60, got 0"),
+        ({"enabled": "yes"}, 'archive.enabled: must be true or false, got "yes"'),
+        ({"every_minute": 1}, "archive.every_minute: unknown key (allowed: enabled, every,"),
+    ],
+)
+def test_bad_archive_keys_name_the_key(archive: dict[str, Any], message: str) -> None:
+    with pytest.raises(config.ConfigError) as e:
+        config.parse({"target": LOCAL, "archive": archive})
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_archive_defaults() -> None:
+    cfg = config.parse({"target": LOCAL})
+    a = cfg.archive
+    assert (a.enabled, a.every, a.keep_days, a.timezone) == (False, 60, 30, "UTC")
+    assert a.variant == "live800x600.jpeg"  # the mid-size default variant
+    big = config.parse(
+        {
+            "camera": {"width": 4056, "height": 3040},
+            "variants": [{"name": "full.jpeg"}, {"name": "hd.jpeg", "width": 1920}],
+            "target": LOCAL,
+        }
+    )
+    assert big.archive.variant == "hd.jpeg"  # none at most 1280 wide: the smallest
+
+
+def test_live_json_names_the_archive_only_when_enabled(tmp_path: Path) -> None:
+    from livecam.camera.testpattern import TestPatternCamera
+    from livecam.loop import Publisher
+
+    for enabled in (False, True):
+        doc = {
+            "camera": {"source": "test", "width": 320, "height": 180},
+            "target": {"kind": "local", "path": str(tmp_path)},
+            "archive": {"enabled": enabled, "timezone": "Europe/Berlin", "every": 300},
+        }
+        cfg = config.parse(doc)
+        camera = TestPatternCamera(320, 180)
+        pub = Publisher(cfg, lambda camera=camera: camera, LocalTarget(tmp_path))
+        pub.start()
+        pub.publish_next()
+        pub.close()
+        manifest = json.loads((tmp_path / "live.json").read_bytes())
+        if enabled:
+            assert manifest["archive"] == {
+                "days": "archive/days.json",
+                "timezone": "Europe/Berlin",
+                "every": 300,
+            }
+        else:
+            assert "archive" not in manifest
+
+
+def test_the_nginx_site_serves_archived_frames_immutable(served_dir: Path) -> None:
+    from .conftest import ROOT, fetch, free_port
+
+    day = served_dir / "archive" / "2026" / "12" / "07"
+    day.mkdir(parents=True)
+    for name in ("140500.jpeg", "strip.jpeg", "poster.jpeg"):
+        (day / name).write_bytes(b"\xff\xd8\xff\xd9")
+    (day / "timelapse.mp4").write_bytes(b"\0\0\0\x18ftypisom")
+    (day / "index.json").write_text('{"frames": []}')
+    (served_dir / "archive" / "days.json").write_text('{"days": []}')
+    port = free_port()
+    site = (ROOT / "scripts" / "nginx-livecam.conf").read_text()
+    site = site.replace("listen 80 default_server;", f"listen 127.0.0.1:{port};")
+    site = site.replace("listen [::]:80 default_server;", "")
+    site = site.replace("root /run/livecam;", f'root "{served_dir}";')
+    server = Nginx(server=site, port=port).start()
+    try:
+        base = server.url + "archive/"
+        expected = {
+            "2026/12/07/140500.jpeg": ("image/jpeg", archive_mod.IMMUTABLE),
+            "2026/12/07/poster.jpeg": ("image/jpeg", archive_mod.IMMUTABLE),
+            "2026/12/07/timelapse.mp4": ("video/mp4", archive_mod.IMMUTABLE),
+            "2026/12/07/strip.jpeg": ("image/jpeg", "no-cache"),
+            "2026/12/07/index.json": ("application/json", "no-cache"),
+            "days.json": ("application/json", "no-cache"),
+        }
+        for name, (ctype, cache) in expected.items():
+            status, headers, _ = fetch(base + name)
+            assert status == 200, name
+            assert headers["Content-Type"] == ctype, name
+            assert headers["Cache-Control"] == cache, name
+    finally:
+        server.close()
