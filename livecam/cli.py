@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import datetime as dt
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ import signal
 import sys
 import tempfile
 import threading
+import zoneinfo
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -119,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="viewers watching around the clock, for the GET count (default 0)",
     )
     p = sub.add_parser(
+        "timelapse",
+        parents=[common],
+        help="(re)make one finished day's timelapse from the archive",
+        description="Make the H.264 timelapse of one finished day from its archived frames "
+        "and publish it (timelapse.mp4, poster.jpeg, the day strip) beside them.",
+    )
+    _add_config(p)
+    p.add_argument("--day", type=_day, required=True, metavar="YYYY-MM-DD", help="the day")
+    p.add_argument(
+        "--background",
+        action="store_true",
+        help="as the service runs it: low priority (nice), no progress line",
+    )
+    p = sub.add_parser(
         "demo",
         parents=[common],
         help="zero-config demo: test camera, local page on :8000",
@@ -169,6 +185,13 @@ def _ranged(parse: Callable[[str], float], lo: float, hi: float, what: str) -> C
 _port = _ranged(int, 0, 65535, "a port number")
 _interval = _ranged(float, 0, 3600, "seconds")
 _rate = _ranged(float, 0, 1000, "a number")
+
+
+def _day(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a day as YYYY-MM-DD, got {value!r}") from None
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -437,6 +460,59 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_timelapse(args: argparse.Namespace) -> int:
+    from livecam.history import timelapse
+
+    cfg = _load(args.config)
+    tz = zoneinfo.ZoneInfo(cfg.archive.timezone)
+    if args.day >= dt.datetime.now(tz).date():
+        print(
+            f"livecam: error: --day: {args.day} has not ended yet in {cfg.archive.timezone} "
+            "(timelapses are made of finished days)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    if args.background:
+        timelapse.background()
+    progress = None if args.background else _Progress(f"timelapse {args.day}")
+    with _Stop() as stop:
+        target = open_target(cfg.target, stop.event)
+        try:
+            cache = cfg.target.cache_control
+            work = _Worker(
+                lambda: timelapse.make(target, cfg.archive, args.day, progress, cache), stop
+            )
+            result = work.wait()
+        finally:
+            target.close()
+    if result is None:
+        return stop.exit_code
+    print(
+        f"published {result.key}: {result.frames} frames, {result.width}x{result.height}, "
+        f"{result.bytes / 1e6:.1f} MB",
+        flush=True,
+    )
+    return EXIT_OK
+
+
+class _Progress:
+    """A progress line: rewritten in place on a terminal, a line per tenth otherwise."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.tty = sys.stdout.isatty()
+        self.shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = done * 10 // max(1, total)
+        if self.tty:
+            end = "\n" if done == total else ""
+            print(f"\r{self.what}: {done}/{total} frames", end=end, flush=True)
+        elif tenth != self.shown:
+            self.shown = tenth
+            print(f"{self.what}: {done}/{total} frames", flush=True)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.dir is not None:
         directory, cleanup = args.dir, False
@@ -486,6 +562,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check,
     "demo": cmd_demo,
     "cost": cmd_cost,
+    "timelapse": cmd_timelapse,
 }
 
 

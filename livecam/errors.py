@@ -23,3 +23,7 @@ class RenderError(LivecamError):
 
 class PublishError(LivecamError):
     """The target did not accept an object; what was published before is intact."""
+
+
+class TimelapseError(LivecamError):
+    """A day's timelapse could not be made (no frames, none readable)."""

@@ -193,6 +193,10 @@ if ! pip_install "$@" --only-binary opencv-python-headless "${ROOT}[fast]"; then
     say "      (apt's OpenCV does the same job: sudo apt install -y python3-opencv)"
     pip_install "$ROOT"
 fi
+# The archive's daily timelapse (README "History") needs PyAV: wheels bundle libx264.
+if ! pip_install "$@" --only-binary av "${ROOT}[timelapse]"; then
+    say "note: no PyAV wheel for this system; the archive makes no timelapses"
+fi
 run install -m 0644 "$ROOT/README.md" "$PREFIX/README.md"
 
 # --- config: never overwritten; only the service's user reads it (the unit's

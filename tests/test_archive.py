@@ -433,3 +433,69 @@ def test_the_nginx_site_serves_archived_frames_immutable(served_dir: Path) -> No
             assert headers["Cache-Control"] == cache, name
     finally:
         server.close()
+
+
+# A process that archives a simulated day at full speed from a given minute: killed at
+# any moment, it is almost surely in the middle of writing something.
+DRIVER = """
+import datetime as dt, sys
+from livecam import config
+from livecam.history.worker import Archiver
+from livecam.targets.local import LocalTarget
+from tests.test_archive import START, Clock, jpegs, simulate
+path, start = sys.argv[1], int(sys.argv[2])
+cfg = config.parse({"target": {"kind": "local", "path": path},
+                    "archive": {"enabled": True, "strip_every": 7, "every": 120}})
+clock = Clock(START)
+archiver = Archiver(cfg, LocalTarget(path), now=clock.wall, clock=clock.mono, spawn=lambda d: None)
+simulate(archiver, clock, 1440, step=120, start=start)
+"""
+
+
+def consistent(directory: Path) -> list[dict[str, Any]]:
+    """The day's frames; asserts that every index names only objects that exist."""
+    days = json.loads((directory / "archive/days.json").read_bytes())["days"]
+    assert days == [DAYS[0]]
+    index = json.loads((directory / "archive/2026/12/05/index.json").read_bytes())
+    frames: list[dict[str, Any]] = index["frames"]
+    keys = [f["key"] for f in frames]
+    assert keys == sorted(set(keys))  # in time order, none twice
+    for f in frames:
+        assert (directory / f["key"]).stat().st_size == f["bytes"]
+    if index["strip"]:
+        assert (directory / index["strip"]).is_file()
+    return frames
+
+
+def test_sigkill_mid_archive_and_restart_keeps_every_index_consistent(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    start, kills = 0, 0
+    for delay in (0.8, 1.3, 0.5, None):
+        proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path), str(start)], cwd=ROOT)
+        if delay is None:
+            assert proc.wait(timeout=300) == 0
+            break
+        index = tmp_path / "archive/2026/12/05/index.json"
+        deadline = time.monotonic() + 60
+        while not index.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(delay)
+        if proc.poll() is not None:
+            break  # done already: nothing left to kill
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        frames = consistent(tmp_path)
+        # The restart begins at the last slot in the index: it is there, so it is skipped.
+        last = dt.datetime.strptime(frames[-1]["t"], "%Y-%m-%dT%H:%M:%SZ")
+        start = last.hour * 60 + last.minute
+    assert kills >= 2
+    frames = consistent(tmp_path)
+    assert len(frames) == 720  # the day went on: nothing lost but a frame being written

@@ -104,7 +104,7 @@ BAD_CONFIGS = [
     (
         "unknown-section",
         "[server]\nport = 1\n" + LOCAL,
-        "server: unknown section (allowed: camera, variants, target, publish, site)",
+        "server: unknown section (allowed: camera, variants, target, publish, site",
     ),
     ("target-missing", '[camera]\nsource = "test"\n', "target: is required"),
     (

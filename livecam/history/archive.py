@@ -206,7 +206,7 @@ class Archive:
         # The frames archived after the strip was last published (a crash loses the
         # paint, not the frames): at most strip_every of them.
         for frame in index.frames[-self.cfg.strip_every :]:
-            t = _parse_t(frame.get("t"))
+            t = parse_t(frame.get("t"))
             if t is not None and (jpeg := self.target.read_object(str(frame["key"]))):
                 strip.paint_jpeg(*self._columns(t), jpeg)
         strip.changed = False
@@ -318,7 +318,8 @@ class Archive:
         return sorted(old)
 
 
-def _parse_t(text: Any) -> dt.datetime | None:
+def parse_t(text: Any) -> dt.datetime | None:
+    """The UTC time of an index entry's "t", or None."""
     try:
         return dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:

@@ -221,9 +221,6 @@ class Archiver:
         if self.cfg.source_path is None:
             log.info("archive: no timelapse without a config file (livecam timelapse -c)")
             return None
-        if importlib.util.find_spec("livecam.history.timelapse") is None:
-            log.info("archive: this livecam makes no timelapses yet")
-            return None
         if importlib.util.find_spec("av") is None:
             log.warning("archive: timelapses need PyAV: pip install 'livecam[timelapse]'")
             return None
