@@ -177,6 +177,79 @@ def own_server_report(cfg: Config, e: Estimate) -> str:
     return "\n".join(lines)
 
 
+# An H.264 timelapse at crf 23 of a day's frames: bytes per pixel per frame, from the
+# run in docs/history.md (photo-like frames that move; a still scene is smaller).
+TIMELAPSE_BYTES_PER_PIXEL = 0.02
+INDEX_BYTES_PER_FRAME = 110  # one entry of a day index
+STRIP_BYTES = 1440 * 120 * JPEG_BYTES_PER_PIXEL
+DAY = 86400
+MONTH_DAYS = MONTH_SECONDS / DAY
+
+
+@dataclass(frozen=True)
+class ArchiveEstimate:
+    """What `[archive]` adds in a 30-day month."""
+
+    frames_per_day: float
+    frame_bytes: float
+    puts_per_day: float
+    puts_per_month: float
+    day_bytes: float  # one day's frames, index, strip and timelapse
+    stored_bytes: float  # at steady state: keep_days of days (keep_days = 0: one month)
+
+
+def archive_estimate(cfg: Config) -> ArchiveEstimate | None:
+    """The archive's requests and storage, None when it is off."""
+    a = cfg.archive
+    if not a.enabled:
+        return None
+    variant = next(v for v in cfg.variants if v.name == a.variant)
+    w, h = variant.size_for(cfg.camera.width, cfg.camera.height)
+    frames = DAY / a.every
+    frame_bytes = w * h * JPEG_BYTES_PER_PIXEL
+    puts = 2 * frames  # the image, then the day index naming it
+    puts += frames / a.strip_every + 1  # the strip as the day goes on; days.json once
+    if a.timelapse:
+        puts += 4  # timelapse.mp4, poster.jpeg, the final strip, the index naming them
+    puts += 4 + math.ceil(frames / 1000) + 1  # retention: LISTs, then DeleteObjects
+    timelapse = frames * min(w, 1920) * h * TIMELAPSE_BYTES_PER_PIXEL if a.timelapse else 0
+    day = frames * (frame_bytes + INDEX_BYTES_PER_FRAME) + STRIP_BYTES + timelapse
+    kept = a.keep_days or MONTH_DAYS
+    return ArchiveEstimate(frames, frame_bytes, puts, puts * MONTH_DAYS, day, day * kept)
+
+
+def with_archive(p: Provider, e: Estimate, a: ArchiveEstimate) -> float:
+    """A provider's monthly total for the live objects and the archive together (free
+    tiers count once)."""
+    requests = p.requests_cost(e.puts_per_month + a.puts_per_month, p.put_per_million, p.free_puts)
+    requests += p.requests_cost(e.gets_per_month, p.get_per_million, p.free_gets)
+    gb = (e.storage_bytes + a.stored_bytes) / 1e9
+    return requests + max(0.0, gb - p.free_storage_gb) * p.storage_per_gb_month
+
+
+def archive_report(cfg: Config, e: Estimate, a: ArchiveEstimate) -> list[str]:
+    """The archive's part of `cost`."""
+    c = cfg.archive
+    keep = f"{c.keep_days} days kept" if c.keep_days else "every day kept: grows each month"
+    lines = [
+        "",
+        f"archive: {c.variant} every {c.every} s, {a.frames_per_day:,.0f} frames a day "
+        f"(~{a.frame_bytes / 1e3:.0f} KB each), {keep}",
+        f"  PUTs per month: {a.puts_per_month:,.0f} (image + day index per frame, the strip "
+        f"every {c.strip_every} frames, days.json, timelapse, retention)",
+        f"  stored at steady state: ~{a.stored_bytes / 1e9:.2f} GB "
+        f"(~{a.day_bytes / 1e6:.0f} MB a day with its strip"
+        + (" and timelapse)" if c.timelapse else ")"),
+    ]
+    header = f"  {'provider':<30}{'live only':>12}{'with archive':>14}"
+    lines += [header, "  " + "-" * (len(header) - 2)]
+    for p in PROVIDERS:
+        live = monthly(p, e)[2]
+        lines.append(f"  {p.name:<30}{'$' + format(live, ',.2f'):>12}"
+                     f"{'$' + format(with_archive(p, e, a), ',.2f'):>14}")  # fmt: skip
+    return lines
+
+
 def report(cfg: Config, e: Estimate) -> str:
     """The estimate as the `cost` command prints it."""
     if cfg.target.kind in ("sftp", "webdav"):
@@ -214,6 +287,8 @@ def report(cfg: Config, e: Estimate) -> str:
             low = monthly(p, e, static=True)[2]
             row += f"  (static scene: ${low:,.2f})"
         lines.append(row)
+    if (a := archive_estimate(cfg)) is not None:
+        lines += archive_report(cfg, e, a)
     lines.append("")
     lines.append(f"Prices as published in {PRICES_AS_OF} (livecam/cost.py); verify before relying:")
     for p in PROVIDERS:

@@ -499,3 +499,125 @@ def test_sigkill_mid_archive_and_restart_keeps_every_index_consistent(tmp_path: 
     assert kills >= 2
     frames = consistent(tmp_path)
     assert len(frames) == 720  # the day went on: nothing lost but a frame being written
+
+
+def test_cost_counts_the_archive(tmp_path: Path) -> None:
+    import re
+
+    from livecam import cost
+
+    from .conftest import run_cli, write_config
+
+    body = '[camera]\ninterval = 60\n[target]\nkind = "s3"\nbucket = "cam"\n'
+    off = cost.estimate(config.load(write_config(tmp_path, body, "off.toml")))
+    path = write_config(tmp_path, body + "[archive]\nenabled = true\ntimelapse = false\n")
+    cfg = config.load(path)
+    a = cost.archive_estimate(cfg)
+    assert a is not None and cost.archive_estimate(config.load(tmp_path / "off.toml")) is None
+    # 1,440 frames a day: image + index each, the strip every 10, days.json, retention.
+    assert a.puts_per_day == 2 * 1440 + 144 + 1 + 4 + 2 + 1
+    assert a.puts_per_month == a.puts_per_day * 30
+    frame = 800 * 600 * cost.JPEG_BYTES_PER_PIXEL
+    assert a.stored_bytes == pytest.approx(30 * (1440 * (frame + 110) + cost.STRIP_BYTES))
+    aws = cost.PROVIDERS[0]
+    extra = cost.with_archive(aws, off, a) - cost.monthly(aws, off)[2]
+    assert extra == pytest.approx(a.puts_per_month / 1e6 * 5.0 + a.stored_bytes / 1e9 * 0.023)
+    result = run_cli("cost", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "archive: live800x600.jpeg every 60 s, 1,440 frames a day" in result.stdout
+    assert f"PUTs per month: {a.puts_per_month:,.0f}" in result.stdout
+    assert re.search(r"AWS S3 Standard \(us-east-1\)\s+\$\d+\.\d\d\s+\$\d+\.\d\d", result.stdout)
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_real_service_and_restart(tmp_path: Path) -> None:
+    """`publisher.py run` archiving every 10 s, killed right as a frame is archived."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import PUBLISHER, write_config
+
+    out = tmp_path / "out"
+    path = write_config(
+        tmp_path,
+        f"""
+        [camera]
+        source = "test"
+        width = 1280
+        height = 720
+        interval = 0.5
+        [target]
+        kind = "local"
+        path = "{out}"
+        [archive]
+        enabled = true
+        every = 10
+        strip_every = 1
+        timelapse = false
+        """,
+    )
+
+    def frames() -> list[dict[str, Any]]:
+        indexes = sorted(out.glob("archive/*/*/*/index.json"))
+        if not indexes:
+            return []
+        index = json.loads(indexes[-1].read_bytes())
+        for f in index["frames"]:
+            assert (out / f["key"]).stat().st_size == f["bytes"]
+        days = json.loads((out / "archive/days.json").read_bytes())["days"]
+        assert index["day"] in days
+        return list(index["frames"])
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(frames()) < n:
+            assert time.monotonic() < deadline, "no archived frame"
+            time.sleep(0.01)
+
+    count = 0
+    for _ in range(2):
+        proc = subprocess.Popen([sys.executable, str(PUBLISHER), "run", "-c", str(path)])
+        wait_for(count + 1)
+        os.kill(proc.pid, signal.SIGKILL)  # the strip and index follow the image now
+        proc.wait()
+        count = len(frames())
+    proc = subprocess.Popen([sys.executable, str(PUBLISHER), "run", "-c", str(path)])
+    wait_for(count + 2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    keys = [f["key"] for f in frames()]
+    assert keys == sorted(set(keys)) and len(keys) >= count + 2
+
+
+def test_lifecycle_prints_and_applies_keeping_other_rules(
+    tmp_path: Path, moto_server: MotoServer, bucket: str
+) -> None:
+    from .conftest import run_cli, write_config
+
+    s3 = s3_client(moto_server.url)
+    other = {"ID": "logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled",
+             "Expiration": {"Days": 7}}  # fmt: skip
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [other]})
+    body = (
+        f'[target]\nkind = "s3"\nbucket = "{bucket}"\nprefix = "cam1/"\n'
+        f'endpoint_url = "{moto_server.url}"\n[archive]\nenabled = true\nkeep_days = 14\n'
+    )
+    path = write_config(tmp_path, body)
+    printed = run_cli("lifecycle", "-c", str(path))
+    assert printed.returncode == 0, printed.stderr
+    rule = json.loads(printed.stdout)["Rules"][0]
+    assert rule["Filter"] == {"Prefix": "cam1/archive/"}
+    assert rule["Expiration"] == {"Days": 15}
+    for _ in range(2):  # applied twice: still one rule of ours
+        applied = run_cli("lifecycle", "-c", str(path), "--apply")
+        assert applied.returncode == 0, applied.stderr
+        assert "(1 other rule(s) kept)" in applied.stdout
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert sorted(r["ID"] for r in rules) == ["livecam-archive", "logs"]
+    local = write_config(tmp_path, '[target]\nkind = "local"\npath = "/tmp/x"\n', "l.toml")
+    refused = run_cli("lifecycle", "-c", str(local))
+    assert refused.returncode == 2
+    assert 'target.kind: lifecycle rules are for kind = "s3" buckets only' in refused.stderr
