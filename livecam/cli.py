@@ -135,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="as the service runs it: low priority (nice), no progress line",
     )
     p = sub.add_parser(
+        "lifecycle",
+        parents=[common],
+        help="print (or --apply) an S3 lifecycle rule that expires the archive",
+        description="Print the S3 lifecycle rule that expires archived objects keep_days + 1 "
+        "days after they were written: a backstop to livecam's own retention. With --apply, "
+        "set it on the bucket, keeping the bucket's other rules.",
+    )
+    _add_config(p)
+    p.add_argument("--apply", action="store_true", help="set the rule on the bucket")
+    p = sub.add_parser(
         "demo",
         parents=[common],
         help="zero-config demo: test camera, local page on :8000",
@@ -495,6 +505,31 @@ def cmd_timelapse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lifecycle(args: argparse.Namespace) -> int:
+    import json
+
+    from livecam.history.archive import LIFECYCLE_ID, lifecycle_rule
+    from livecam.targets.s3 import S3Target
+
+    cfg = _load(args.config)
+    if cfg.target.kind != "s3":
+        raise ConfigError('target.kind: lifecycle rules are for kind = "s3" buckets only')
+    if not cfg.archive.keep_days:
+        raise ConfigError("archive.keep_days: 0 keeps every day; a lifecycle rule needs >= 1")
+    rule = lifecycle_rule(cfg.target.prefix, cfg.archive.keep_days)
+    print(json.dumps({"Rules": [rule]}, indent=2))
+    if not args.apply:
+        return EXIT_OK
+    target = S3Target(cfg.target)
+    try:
+        rules = [r for r in target.lifecycle_rules() if r.get("ID") != LIFECYCLE_ID]
+        target.put_lifecycle_rules([*rules, rule])
+    finally:
+        target.close()
+    print(f"applied to s3://{cfg.target.bucket} ({len(rules)} other rule(s) kept)")
+    return EXIT_OK
+
+
 class _Progress:
     """A progress line: rewritten in place on a terminal, a line per tenth otherwise."""
 
@@ -563,6 +598,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "cost": cmd_cost,
     "timelapse": cmd_timelapse,
+    "lifecycle": cmd_lifecycle,
 }
 
 

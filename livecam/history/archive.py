@@ -131,6 +131,20 @@ class DayIndex:
         return out
 
 
+LIFECYCLE_ID = "livecam-archive"
+
+
+def lifecycle_rule(target_prefix: str, keep_days: int) -> dict[str, Any]:
+    """An S3 lifecycle rule that expires archived objects a day after livecam's own
+    retention would delete them: a backstop for when livecam is not running."""
+    return {
+        "ID": LIFECYCLE_ID,
+        "Filter": {"Prefix": target_prefix + PREFIX},
+        "Status": "Enabled",
+        "Expiration": {"Days": keep_days + 1},
+    }
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 

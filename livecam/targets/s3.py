@@ -389,13 +389,43 @@ class S3Target(Target):
                     f"{first.get('Code')} {first.get('Message', '')}".strip()
                 )
 
+    # --- lifecycle rules (S3 only: `livecam lifecycle`) ----------------------------------
+
+    def lifecycle_rules(self) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules (empty when it has none)."""
+        from botocore import exceptions as bx
+
+        try:
+            response = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+        except bx.ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+                return []
+            raise PublishError(self._explain(e)) from e
+        except bx.BotoCoreError as e:
+            raise PublishError(self._explain(e)) from e
+        return [dict(rule) for rule in response.get("Rules", [])]
+
+    def put_lifecycle_rules(self, rules: list[dict[str, Any]]) -> None:
+        """Replace the bucket's lifecycle rules with `rules` (all of them)."""
+        from botocore import exceptions as bx
+
+        self._send_content_md5()  # required by PutBucketLifecycleConfiguration too
+        try:
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket,
+                LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
+            )
+        except (bx.BotoCoreError, bx.ClientError) as e:
+            raise PublishError(self._explain(e)) from e
+
     def _send_content_md5(self) -> None:
-        """Give DeleteObjects a Content-MD5 header: botocore >= 1.36 sends only a CRC32,
-        and MinIO, Ceph and other S3 servers refuse a batch delete without it
-        (MissingContentMD5)."""
+        """Give DeleteObjects (and lifecycle rules) a Content-MD5 header: botocore >= 1.36
+        sends only a CRC32, and MinIO, Ceph and other S3 servers refuse these requests
+        without it (MissingContentMD5)."""
         if getattr(self, "_md5_hooked", False):
             return
-        self.client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+        for operation in ("DeleteObjects", "PutBucketLifecycleConfiguration"):
+            self.client.meta.events.register(f"before-sign.s3.{operation}", _add_content_md5)
         self._md5_hooked = True
 
     def check(self, report: Callable[[CheckStep], None]) -> bool:
