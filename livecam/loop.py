@@ -351,9 +351,9 @@ class Publisher:
             log.info("stopping after frame %d", self.seq)
 
     def close(self) -> None:
-        if self.archiver:
-            self.archiver.close()
         self.camera.shutdown()
         self.renderer.close()
         self.target.close()
         self.notifier.close()
+        if self.archiver:  # last: the camera's close is the one a stop must not wait for
+            self.archiver.close()

@@ -70,19 +70,31 @@ def write_config(directory: Path, fps: int = 25, extra: str = "") -> Path:
     return path
 
 
-def timelapse_rss(config_path: Path, day: dt.date = DAY) -> tuple[int, float]:
-    """Run the timelapse as the service does; its peak RSS in bytes and its seconds."""
+def timelapse_rss(config_path: Path, day: dt.date = DAY) -> tuple[int, float, list[int]]:
+    """Run the timelapse as the service does: its peak RSS in bytes (wait4), its
+    seconds, and its RSS sampled every second (/proc, Linux)."""
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [*timelapse_command(str(config_path), day)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    samples = []
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss = [line.split()[1] for line in f if line.startswith("VmRSS:")]
+            samples += [int(kib) * 1024 for kib in rss]
+        except OSError:
+            pass
+        time.sleep(1.0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"the timelapse failed (exit {proc.returncode})")
-    return usage.ru_maxrss * 1024, time.monotonic() - t0  # Linux counts KiB
+    return usage.ru_maxrss * 1024, time.monotonic() - t0, samples  # Linux counts KiB
 
 
 def main() -> None:
@@ -91,13 +103,23 @@ def main() -> None:
     parser.add_argument("--size", default="1280x720")
     args = parser.parse_args()
     size = tuple(int(x) for x in args.size.split("x"))
-    print(f"{'frames':>7} {'size':>10} {'peak RSS':>10} {'encode':>8}")
+    print(
+        f"{'frames':>7} {'size':>10} {'peak RSS':>10} {'encode':>8} {'MP4':>8} {'B/px':>6}"
+        f"  RSS over the last 90% of the run"
+    )
     for n in args.frames:
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp) / "target"
             archive_day(directory, n, (size[0], size[1]))
-            rss, seconds = timelapse_rss(write_config(directory))
-            print(f"{n:>7} {args.size:>10} {rss / 2**20:>7.0f} MiB {seconds:>6.1f} s")
+            rss, seconds, samples = timelapse_rss(write_config(directory))
+            late = samples[len(samples) // 10 :] or [0]
+            mp4 = (directory / f"archive/{DAY:%Y/%m/%d}/timelapse.mp4").stat().st_size
+            per_pixel = mp4 / (n * size[0] * size[1])  # bytes per pixel per frame
+            print(
+                f"{n:>7} {args.size:>10} {rss / 2**20:>7.0f} MiB {seconds:>6.1f} s "
+                f"{mp4 / 1e6:>5.1f} MB {per_pixel:>6.3f}"
+                f"  {min(late) / 2**20:.0f}-{max(late) / 2**20:.0f} MiB"
+            )
 
 
 if __name__ == "__main__":

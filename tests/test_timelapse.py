@@ -86,13 +86,17 @@ def test_video_size_is_even_and_at_most_1920_wide() -> None:
 
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_day(tmp_path: Path) -> None:
-    rss = {}
+    rss, late = {}, []
     for n in (200, 1440):
         directory = tmp_path / f"day{n}"
         timelapse_rss.archive_day(directory, n, (1280, 720))
-        rss[n], _ = timelapse_rss.timelapse_rss(timelapse_rss.write_config(directory))
+        config_path = timelapse_rss.write_config(directory)
+        rss[n], _, samples = timelapse_rss.timelapse_rss(config_path)
+        late = samples[len(samples) // 10 :]
     assert max(rss.values()) < 300 * 2**20, rss
-    assert rss[1440] < rss[200] * 1.15, rss
+    # Flat once the encoder is warm: 1,240 more frames add no memory (runs vary by a few
+    # tens of MiB from the encoder's threads, hence no comparison of the two peaks).
+    assert max(late) - min(late) < 16 * 2**20, (min(late), max(late))
 
 
 def test_the_command_shows_progress_and_publishes(tmp_path: Path) -> None:

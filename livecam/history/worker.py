@@ -34,7 +34,7 @@ Now = Callable[[], dt.datetime]
 Clock = Callable[[], float]
 Spawn = Callable[[dt.date], "subprocess.Popen[bytes] | None"]
 QUEUE = 10  # slots waiting for a stalled target; older ones are dropped beyond
-JOIN_WITHIN = 0.5  # a stop waits this long for the frame being written
+JOIN_WITHIN = 0.3  # a stop waits this long for the frame being written
 
 
 def utc_now() -> dt.datetime:
