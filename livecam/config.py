@@ -438,6 +438,7 @@ class ArchiveConfig:
     strip_every: int = setting(10, integer(1, 1440))
 
 
+ARCHIVE_KINDS = ("local", "s3")  # targets with put/read/list/delete of plain objects
 ARCHIVE_WIDTH = 1280  # the default archive variant: the largest no wider than this
 
 
@@ -654,6 +655,11 @@ def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
             f"got {publish.max_age:g}"
         )
     archive = _archive(data.get("archive", {}), variants, camera)
+    if archive.enabled and target.kind not in ARCHIVE_KINDS:
+        raise ConfigError(
+            f'archive.enabled: needs a local or s3 target (kind = "{target.kind}" cannot '
+            "yet list, read back or delete archived days)"
+        )
     return Config(camera, variants, target, publish, site, source_path, archive)
 
 

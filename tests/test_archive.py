@@ -358,6 +358,13 @@ def test_bad_archive_keys_name_the_key(archive: dict[str, Any], message: str) ->
     assert str(e.value).startswith(message), str(e.value)
 
 
+def test_the_archive_needs_a_target_that_can_list_and_delete() -> None:
+    target = {"kind": "webdav", "url": "https://example.invalid/dav/", "user": "u"}
+    with pytest.raises(config.ConfigError) as e:
+        config.parse({"target": target, "archive": {"enabled": True}})
+    assert str(e.value).startswith('archive.enabled: needs a local or s3 target (kind = "webdav"')
+
+
 def test_archive_defaults() -> None:
     cfg = config.parse({"target": LOCAL})
     a = cfg.archive
