@@ -147,7 +147,7 @@ class Publisher:
         )
         site = cfg.site if cfg.site.enabled else None
         if archiver is None and cfg.archive.enabled:
-            archiver = Archiver(cfg, target)
+            archiver = Archiver(cfg, target, clock=clock)
         self.archiver = archiver
         extra = manifest_entry(cfg) if archiver else None
         self.manifest = Manifest(cfg.variants, cfg.camera.interval, site, extra)

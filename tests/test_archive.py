@@ -628,3 +628,16 @@ def test_lifecycle_prints_and_applies_keeping_other_rules(
     refused = run_cli("lifecycle", "-c", str(local))
     assert refused.returncode == 2
     assert 'target.kind: lifecycle rules are for kind = "s3" buckets only' in refused.stderr
+
+
+def test_retention_runs_daily_even_without_frames(tmp_path: Path) -> None:
+    cfg = archive_cfg({"kind": "local", "path": str(tmp_path)}, keep_days=1, every=3600)
+    clock = Clock(START)
+    archiver = Archiver(cfg, LocalTarget(tmp_path), now=clock.wall, spawn=lambda d: None)
+    simulate(archiver, clock, 60, step=3600)  # one frame on day 1, then the camera dies
+    assert (tmp_path / "archive/2026/12/05/index.json").is_file()
+    for hours in (25, 49):  # ticks with no image on the next days
+        now = START + dt.timedelta(hours=hours)
+        archiver.handle(now, archiver.archive.slot(now), None)
+    assert not (tmp_path / "archive/2026/12/05").exists()
+    assert json.loads((tmp_path / "archive/days.json").read_bytes()) == {"days": []}

@@ -92,6 +92,7 @@ class Archiver:
         self._queue: queue.Queue[_Slot | None] = queue.Queue(QUEUE)
         self._thread: threading.Thread | None = None
         self._started = False  # state read back, retention and catch-up done
+        self._pruned: dt.date | None = None  # the day retention last ran
         self._process: subprocess.Popen[bytes] | None = None
         self._process_day: dt.date | None = None
         self.archived = 0  # frames archived by this process
@@ -181,6 +182,9 @@ class Archiver:
             self._start(today)
         if (ended := self.archive.end_day(today)) is not None:
             self._day_ended(ended, today)
+        elif today != self._pruned:  # a new day without frames at its end: prune all the same
+            self.archive.prune(today)
+            self._pruned = today
         if slot is not None and image is not None and self.archive.add(slot, image):
             self.archived += 1
         self._note_timelapse()
@@ -189,7 +193,7 @@ class Archiver:
         """State from the target, old days pruned, and yesterday's timelapse if a stop
         prevented it."""
         self.archive.prune(today)
-        self._started = True
+        self._started, self._pruned = True, today
         yesterday = today - dt.timedelta(days=1)
         if self.cfg.archive.timelapse and self._kept(yesterday):
             data = self.archive.target.read_object(index_key(yesterday))
@@ -199,6 +203,7 @@ class Archiver:
 
     def _day_ended(self, day: dt.date, today: dt.date) -> None:
         self.archive.prune(today)
+        self._pruned = today
         if self.cfg.archive.timelapse and self._kept(day):
             self._start_timelapse(day)
 
