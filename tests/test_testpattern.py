@@ -14,23 +14,37 @@ T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize("size", [(640, 480), (321, 199), (1920, 1080)])
 def test_a_recycled_frame_is_repainted_exactly(size: tuple[int, int]) -> None:
-    """The same instant drawn on a fresh frame, on a recycled one (only what the last
-    capture drew is repainted) and on a copy of a frame still lent out."""
-    times = iter([T0, T0 + timedelta(seconds=31.7), T0 + timedelta(seconds=7.2), T0, T0])
+    """The same second drawn on a fresh frame, on a copy of a frame still lent out and
+    on a recycled one (only what the last second drew is repainted)."""
+    times = iter([T0 + timedelta(seconds=s) for s in (0, 31.7, 7.2, 0.4, 5, 0)])
     camera = TestPatternCamera(*size, now=lambda: next(times))
     first = camera.capture()
     fresh = pixels(first)
     first.release()
     with camera.capture():  # the sun and the bar elsewhere
         pass
-    lent = camera.capture()  # not released: the next capture copies it
-    camera._count = 0
+    lent = camera.capture()  # not released: the next capture draws on a copy
     again = camera.capture()
     assert pixels(again) == fresh
     lent.release()
     again.release()
-    camera._count = 0
+    with camera.capture():
+        pass
     assert pixels(camera.capture()) == fresh
+
+
+def test_captures_within_a_second_share_one_picture() -> None:
+    """As a Pi camera hands over a buffer, the test camera draws only when the second
+    changes; its captures keep their own times."""
+    times = [T0 + timedelta(seconds=s) for s in (0.05, 0.5, 0.99, 1.0)]
+    camera = TestPatternCamera(320, 240, now=iter(times).__next__)
+    frames = [camera.capture() for _ in times]
+    assert [f.captured_at for f in frames] == times
+    assert pixels(frames[0]) == pixels(frames[1]) == pixels(frames[2])
+    assert frames[1].planes is frames[0].planes  # shared, not copied
+    assert pixels(frames[3]) != pixels(frames[2])  # a new second, drawn on a copy
+    for f in frames:
+        f.release()
 
 
 def pixels(frame: Frame) -> tuple[bytes, ...]:

@@ -1,14 +1,16 @@
 """`source = "test"`: a synthetic scene with a moving sun, a sweeping bar and the time.
 
-The scene (sky, textured hills, colour bars) is drawn once; each capture repaints and
-draws only the moving parts, so the camera is never the bottleneck of the demo or a
-benchmark. The texture gives JPEG a photo-like amount of detail to encode.
+The scene (sky, textured hills, colour bars) is drawn once; the moving parts change
+once a second, and only they are repainted, so the camera is never the bottleneck of
+the demo or a benchmark. The texture gives JPEG a photo-like amount of detail to encode.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
@@ -90,10 +92,13 @@ class TestPatternCamera(Camera):
     with numpy, the same pixels as YUV420 planes (what a Pi camera gives: the renderer
     then converts nothing), kept in step box by box; given a `lores` size and OpenCV,
     also a smaller copy of the planes, as a Pi's ISP gives one for the small variants.
-    Each capture repaints only what the previous one drew and draws the moving parts
-    on small patches written back into the rows, so a capture costs little next to
-    rendering. To repaint, it keeps the scene's rows that the moving parts can reach,
-    not a whole scene."""
+
+    The picture changes once a second (the sun, the bar, the clock): captures within
+    the same second share it, as a Pi camera hands over a buffer without drawing, so
+    that at short intervals the test camera costs next to nothing. A new second
+    repaints only what the last one drew, from the scene's rows that the moving parts
+    can reach, on the frame handed back by `release()`, or on a copy of it while it is
+    still lent."""
 
     __test__ = False  # not a pytest test class
 
@@ -108,35 +113,43 @@ class TestPatternCamera(Camera):
         self._now = now
         self._font = _font(max(10, height // 18))
         self._measure = ImageDraw.Draw(Image.new("L", (1, 1)))
-        self._count = 0
-        self._head_cache: tuple[str, Box, Image.Image] | None = None
         first = scene_pixels(width, height)
         self._scene = bytes(memoryview(first)[: self._reach() * width * 4])
-        # A frame handed back by `release()` and the boxes drawn on it: the next capture
-        # repaints only those from the scene. The last frame lent out, to copy when the
-        # next capture comes before its release.
         planes = _planes_of(first, width, height)
         small = None if planes is None or lores is None else _lores_of(planes, lores)
-        buffer: _Buffer = (first, planes, small, [])
-        self._spare: _Buffer | None = buffer
-        self._last: _Buffer = buffer
+        self._buffer = _Buffer(first, planes, small)
+        self._second: int | None = None  # the second the buffer shows
+        self._lock = threading.Lock()  # frames are released on another thread
 
     def describe(self) -> str:
         return f"test pattern {self.width}x{self.height}"
 
     def capture(self) -> Frame:
         captured_at = self._now()
-        self._count += 1
+        second = math.floor(captured_at.timestamp())
+        with self._lock:
+            if second != self._second:
+                if self._buffer.lends:  # its frames still read it: draw on a copy
+                    self._buffer = self._buffer.copy()
+                self._draw(self._buffer, captured_at.replace(microsecond=0))
+                self._second = second
+            buffer = self._buffer
+            buffer.lends += 1
+
+        def give_back() -> None:
+            with self._lock:
+                buffer.lends -= 1
+
+        image = Image.frombuffer(
+            "RGBX", (self.width, self.height), buffer.pixels, "raw", "RGBX", 0, 1
+        )
+        return Frame(image, captured_at, buffer.planes, buffer.lores, _release=give_back)
+
+    def _draw(self, buffer: _Buffer, at: datetime) -> None:
+        """Repaint what `buffer` shows of its last instant and draw instant `at`."""
         w, h = self.width, self.height
-        t = captured_at.timestamp()
-        if self._spare is not None:
-            pixels, planes, lores, dirty = self._spare
-            self._spare = None
-        else:
-            lent, lent_planes, lent_lores, dirty = self._last
-            pixels = bytearray(lent)
-            planes, lores = (None if p is None else Planes(*(a.copy() for a in p))
-                             for p in (lent_planes, lent_lores))  # fmt: skip
+        t = at.timestamp()
+        pixels, dirty = buffer.pixels, buffer.drawn
         for box in dirty:
             self._copy_rows(self._scene, pixels, box)
         image = Image.frombuffer("RGBX", (w, h), pixels, "raw", "RGBX", 0, 1)
@@ -171,52 +184,27 @@ class TestPatternCamera(Camera):
             bar,
             lambda p, x, y: ImageDraw.Draw(p).rectangle(_shift(bar, x, y), fill=(255, 255, 255)),
         )
-        # The label's head changes once a minute: drawn once then (text is most of a
-        # capture's cost), the seconds and the count each time.
-        head = f"livecam test  {captured_at:%Y-%m-%d %H:%M:}"
-        tail = f"{captured_at:%S}.{captured_at.microsecond // 1000:03d} UTC  #{self._count}"
+        label = f"livecam test  {at:%Y-%m-%d %H:%M:%S} UTC"
         pad = max(2, h // 100)
         origin = (pad * 2, pad * 2)
-        head_box, head_image = self._head(head, origin)
-        tail_at = (origin[0] + self._font.getlength(head), origin[1])
-        tail_box = self._measure.textbbox(tail_at, tail, font=self._font)
-        tb = (min(head_box[0], tail_box[0]), min(head_box[1], tail_box[1]),
-              max(head_box[2], tail_box[2]), max(head_box[3], tail_box[3]))  # fmt: skip
-        left, top, right, bottom = (math.floor(tb[0]) - pad, math.floor(tb[1]) - pad,
-                                    math.ceil(tb[2]) + pad, math.ceil(tb[3]) + pad)  # fmt: skip
+        tb = self._measure.textbbox(origin, label, font=self._font)
+        backing = (math.floor(tb[0]) - pad, math.floor(tb[1]) - pad,
+                   math.ceil(tb[2]) + pad, math.ceil(tb[3]) + pad)  # fmt: skip
 
         def text(patch: Image.Image, x: int, y: int) -> None:
             d = ImageDraw.Draw(patch)
-            backing = (tb[0] - pad + x, tb[1] - pad + y, tb[2] + pad + x, tb[3] + pad + y)
-            d.rectangle(backing, fill=(0, 0, 0))
-            patch.paste(head_image, (head_box[0] + x, head_box[1] + y))
-            d.text((tail_at[0] + x, tail_at[1] + y), tail, font=self._font, fill=(255, 255, 255))
+            d.rectangle(_shift(backing, x, y), fill=(0, 0, 0))
+            d.text((origin[0] + x, origin[1] + y), label, font=self._font, fill=(255, 255, 255))
 
-        paint((left, top, right, bottom), text)
-        if planes is not None:
+        paint(backing, text)
+        if buffer.planes is not None:
             boxes = _merged(dirty + drawn)
             for box in boxes:
-                _sync(image, planes, box)
-            if lores is not None:  # from the planes in step: it reads around each box
+                _sync(image, buffer.planes, box)
+            if buffer.lores is not None:  # from the planes in step: it reads around each box
                 for box in boxes:
-                    _sync_lores(planes, lores, box)
-        self._last = (pixels, planes, lores, drawn)
-
-        def give_back() -> None:
-            self._spare = (pixels, planes, lores, drawn)
-
-        return Frame(image, captured_at, planes, lores, _release=give_back)
-
-    def _head(self, head: str, origin: tuple[int, int]) -> tuple[Box, Image.Image]:
-        """The label's head drawn white on black, and where it goes (whole pixels)."""
-        if self._head_cache is None or self._head_cache[0] != head:
-            box = self._measure.textbbox(origin, head, font=self._font)
-            whole = (math.floor(box[0]), math.floor(box[1]), math.ceil(box[2]), math.ceil(box[3]))
-            image = Image.new("RGBX", (whole[2] - whole[0], whole[3] - whole[1]), (0, 0, 0))
-            at = (origin[0] - whole[0], origin[1] - whole[1])
-            ImageDraw.Draw(image).text(at, head, font=self._font, fill=(255, 255, 255))
-            self._head_cache = (head, whole, image)
-        return self._head_cache[1], self._head_cache[2]
+                    _sync_lores(buffer.planes, buffer.lores, box)
+        buffer.drawn = drawn
 
     def _reach(self) -> int:
         """Rows from the top that the sun, the bar and the time stamp can cover."""
@@ -247,9 +235,24 @@ class TestPatternCamera(Camera):
             target[at : at + n] = source[from_at : from_at + n]
 
 
+@dataclass
+class _Buffer:
+    """A frame's pixels (RGBX rows, their planes, the lores copy of those), the boxes
+    last drawn on them and how many frames lent out read them."""
+
+    pixels: bytearray
+    planes: Planes | None
+    lores: Planes | None
+    drawn: list[Box] = field(default_factory=list)
+    lends: int = 0
+
+    def copy(self) -> _Buffer:
+        planes, lores = (None if p is None else Planes(*(a.copy() for a in p))
+                         for p in (self.planes, self.lores))  # fmt: skip
+        return _Buffer(bytearray(self.pixels), planes, lores, list(self.drawn))
+
+
 Box = tuple[int, int, int, int]
-# RGBX rows, their planes, the lores copy of those, the boxes drawn on them
-_Buffer = tuple[bytearray, "Planes | None", "Planes | None", list[Box]]
 
 
 def _shift(box: Box, dx: int, dy: int) -> Box:
