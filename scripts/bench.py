@@ -5,6 +5,7 @@ the quality margin, the whole `run` process, and memory over a long run.
     .venv/bin/python scripts/bench.py                     # the table in docs/performance.md
     .venv/bin/python scripts/bench.py --old ../livecam-old  # + another checkout's renderer
     .venv/bin/python scripts/bench.py --process 300       # the real `publisher.py run`
+    .venv/bin/python scripts/bench.py --threads 200       # its loop, CPU by thread
     .venv/bin/python scripts/bench.py --soak 2000 --size 4056x3040
     .venv/bin/python scripts/bench.py --quick             # CI: checks that it runs
 
@@ -285,34 +286,28 @@ def process(
     log: Callable[[str], None],
 ) -> dict:
     """Each checkout's process in `PARTS` turns, beside the bound for the test camera's
-    own frame and that camera's capture (what a Pi camera's costs next to nothing),
-    both measured in this process: medians and ranges."""
+    frame, measured meanwhile in this process: medians and ranges."""
     from livecam.camera.testpattern import TestPatternCamera
 
-    camera = TestPatternCamera(*size, lores=lores_size(size, FOUR))
-    with camera.capture() as frame:
+    with TestPatternCamera(*size).capture() as frame:
         assert frame.image is not None
         bound = bound_jobs(frame.image.convert("RGB"), FOUR)
     per_frame: dict[str, list[float]] = {name: [] for name in roots}
     published = 0
-    timing, capturing = Samples(), Samples()
-
-    def meanwhile() -> None:
-        timing.run(partial(run_all, bound))
-        capturing.run(lambda: camera.capture().release())
-
+    timing = Samples()
     for part in range(PARTS):
         for name, root in roots.items():
-            n, ms = run_process(root, -(-frames // PARTS), size, meanwhile)
+            n, ms = run_process(
+                root, -(-frames // PARTS), size, partial(timing.run, partial(run_all, bound))
+            )
             published += n
             per_frame[name].append(ms)
             log(f"process {name}, part {part + 1}: {ms:.2f} ms CPU per published frame")
-    b, cam = timing.ms()[0], capturing.ms()[0]
+    b = timing.ms()[0]
     out: dict[str, Any] = {
         "size": f"{size[0]}x{size[1]}",
         "frames": published,
         "bound_ms": round(b, 2),
-        "test_camera_ms": round(cam, 2),
     }
     for name, values in per_frame.items():
         med = statistics.median(values)
@@ -320,12 +315,63 @@ def process(
             "cpu_ms_per_frame": [round(med, 2), round(min(values), 2), round(max(values), 2)],
             "ratio": round(med / b, 3),
         }
-    # The camera timed is this checkout's: the other's may draw at another cost.
-    out["new"]["ratio_without_test_camera"] = round(
-        (out["new"]["cpu_ms_per_frame"][0] - cam) / b, 3
-    )
     out["ok"] = out["new"]["ratio"] <= PROCESS_GOAL
     return out
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (utime + stime) of each live thread of this process but the main
+    one (the bench's own), by name."""
+    out = {}
+    for t in threading.enumerate():
+        if t is threading.main_thread():
+            continue
+        try:
+            stat = Path(f"/proc/self/task/{t.native_id}/stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[t.name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def threads(frames: int, size: tuple[int, int]) -> dict[str, Any]:
+    """The loop of --process run in this process: CPU per published frame of each of
+    its threads ("loop": capture hand-off, resizing, manifest, writes; "render_N": the
+    encoders; "camera": the test camera), over `frames` frames after a warm-up."""
+    from livecam.camera import open_camera
+    from livecam.config import CameraConfig, Config, SiteConfig, TargetConfig
+    from livecam.loop import Publisher
+    from livecam.targets import open_target
+
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # noqa: S108 - mkdtemp's parent
+    directory = tempfile.mkdtemp(prefix="livecam-bench-", dir=shm)
+    cfg = Config(
+        camera=CameraConfig(source="test", width=size[0], height=size[1], interval=0.1),
+        variants=FOUR,
+        target=TargetConfig(kind="local", path=directory),
+        site=SiteConfig(title="bench"),
+    )
+    publisher = Publisher(cfg, lambda: open_camera(cfg.camera, FOUR), open_target(cfg.target))
+    stop = threading.Event()
+    loop = threading.Thread(target=publisher.run, args=(stop,), name="loop")
+    loop.start()
+    try:
+        marks = []
+        for at in (5, 5 + frames):
+            while publisher.seq < at and loop.is_alive():
+                time.sleep(0.01)
+            marks.append((publisher.seq, thread_cpu()))
+    finally:
+        stop.set()
+        loop.join()
+        publisher.close()
+        subprocess.run(["rm", "-rf", directory], check=False)
+    (seq0, cpu0), (seq1, cpu1) = marks
+    n = max(1, seq1 - seq0)
+    ms = {k: round((v - cpu0.get(k, 0.0)) * 1000 / n, 2) for k, v in cpu1.items()}
+    ms["all"] = round(sum(ms.values()), 2)
+    return {"size": f"{size[0]}x{size[1]}", "frames": n, "cpu_ms_per_frame": ms}
 
 
 # --- memory over a long run ----------------------------------------------------------------
@@ -410,6 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sizes", help="capture sizes for the table (default: 12 MP, 2028x1520, 1080p)")
     p.add_argument("--old", metavar="CHECKOUT", help="also time the renderer of this checkout")
     p.add_argument("--process", type=int, metavar="N", help="`publisher.py run`, N frames")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU per thread of --process's loop")
     p.add_argument("--soak", type=int, metavar="N", help="RSS over N frames of the loop")
     p.add_argument("--size", default="1920x1080", help="capture size for --process, --soak")
     args = p.parse_args(argv)
@@ -417,12 +464,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    default_sizes = "" if args.process or args.soak else ",".join(f"{w}x{h}" for w, h in SIZES)
+    default_sizes = (
+        "" if args.process or args.soak or args.threads else ",".join(f"{w}x{h}" for w, h in SIZES)
+    )
     sizes = [parse_size(s) for s in (args.sizes or default_sizes).split(",") if s]
     runs, loop_size = args.runs, parse_size(args.size)
     if args.quick:
         sizes, runs, loop_size = list(QUICK_SIZES), 2, (640, 360)
         args.process, args.soak = args.process or 10, args.soak or 20
+        args.threads = args.threads or 10
     old = load_old(args.old) if args.old else None
     report: dict[str, Any] = {"runs": runs, "cpus": os.cpu_count()}
     results = {f"{w}x{h}": bench_size((w, h), runs, old, log) for w, h in sizes}
@@ -439,10 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({lo:.2f}-{hi:.2f}) per published frame; bound {r['bound_ms']:.2f} ms -> "
                 f"{r[name]['ratio']:.2f}x (goal <= {PROCESS_GOAL}x)"
             )
-        print(
-            f"without the test camera's {r['test_camera_ms']:.2f} ms per capture (a Pi camera's "
-            f"costs next to nothing): {r['new']['ratio_without_test_camera']:.2f}x"
-        )
+    if args.threads:
+        t = report["threads"] = threads(args.threads, loop_size)
+        split = ", ".join(f"{k} {v:.2f}" for k, v in sorted(t["cpu_ms_per_frame"].items()))
+        print(f"\nthreads {t['size']}, ms CPU per published frame: {split}")
     if args.soak:
         s = report["soak"] = soak(loop_size, args.soak)
         print(

@@ -41,10 +41,10 @@ def test_bench_quick_runs_and_prints_its_figures() -> None:
             assert row["psnr_margin_db"] >= -1
     process = report["process"]
     assert process["frames"] >= 10 and process["bound_ms"] > 0
-    median, low, high = process["new"]["cpu_ms_per_frame"]
-    assert 0 < low <= median <= high and process["new"]["ratio"] > 0
-    assert process["test_camera_ms"] > 0
-    assert process["new"]["ratio_without_test_camera"] < process["new"]["ratio"]
+    median, low, high = process["new"]["cpu_ms_per_frame"]  # a few clock ticks: maybe 0
+    assert 0 <= low <= median <= high and process["new"]["ratio"] >= 0
+    threads = report["threads"]["cpu_ms_per_frame"]
+    assert {"loop", "camera", "render_0"} <= set(threads) and threads["all"] > 0
     assert report["soak"]["frames"] == 20
 
 
