@@ -145,6 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--apply", action="store_true", help="set the rule on the bucket")
     p = sub.add_parser(
+        "site",
+        parents=[common],
+        help="publish a grid page of several cameras",
+        description="Publish one static page with a live tile per camera listed in the site "
+        "file (see site.example.toml). Each camera's live.json is looked for first.",
+    )
+    p.add_argument(
+        "-c", "--config", metavar="SITE", required=True, help="the site file (TOML) to publish"
+    )
+    p.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="publish without looking for each camera's live.json first",
+    )
+    p = sub.add_parser(
         "demo",
         parents=[common],
         help="zero-config demo: test camera, local page on :8000",
@@ -548,6 +564,29 @@ class _Progress:
             print(f"{self.what}: {done}/{total} frames", flush=True)
 
 
+def cmd_site(args: argparse.Namespace) -> int:
+    from livecam import grid
+
+    site = grid.load(args.config)
+    if warning := config_mod.insecure_secrets(Config(target=site.target, source_path=args.config)):
+        log.warning("%s", warning)
+    target = open_target(site.target)
+    try:
+        if args.check:
+            for line in grid.probe(site, target):
+                print(line, flush=True)
+        changed = grid.publish(site, target)
+    finally:
+        target.close()
+    where = target.describe()
+    count = len(site.cameras)
+    print(f"published {', '.join(changed)} to {where}" if changed else f"up to date on {where}")
+    print(f"the grid of {count} camera{'s' if count != 1 else ''} is {grid.PAGE} there")
+    if others := grid.origins(site):
+        print(f"it reads from {', '.join(others)}: they must allow it (CORS, docs/grid.md)")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.dir is not None:
         directory, cleanup = args.dir, False
@@ -599,6 +638,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cost": cmd_cost,
     "timelapse": cmd_timelapse,
     "lifecycle": cmd_lifecycle,
+    "site": cmd_site,
 }
 
 

@@ -575,7 +575,8 @@ _REQUIRED = {
 _NO_SECRETS = ("password", "passphrase", "private_key")
 
 
-def _target(raw: Any) -> TargetConfig:
+def read_target(raw: Any) -> TargetConfig:
+    """A `[target]` table, checked as in a camera's config (also read by the site file)."""
     table = _table("target", raw)
     # The kind alone first, through the schema: it decides which keys belong here.
     kind = _read(TargetConfig, "target", {"kind": table.get("kind", "local")}).kind
@@ -646,7 +647,7 @@ def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
         raise ConfigError(
             'target: is required ([target] with kind = "local" and a path, or kind = "s3")'
         )
-    target = _target(data["target"])
+    target = read_target(data["target"])
     publish = _read(PublishConfig, "publish", data.get("publish", {}))
     site = _read(SiteConfig, "site", data.get("site", {}))
     if publish.max_age < camera.interval:
@@ -665,6 +666,11 @@ def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
 
 def load(path: str | os.PathLike[str]) -> Config:
     """Read and validate the TOML file at `path`."""
+    return parse(read_toml(path), str(Path(path)))
+
+
+def read_toml(path: str | os.PathLike[str], example: str = "config.example.toml") -> dict[str, Any]:
+    """The TOML document at `path`, or `ConfigError` naming what is wrong with the file."""
     p = Path(path)
     try:
         # A regular file only: a FIFO blocks for ever, a device such as /dev/zero never ends.
@@ -676,9 +682,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         with p.open("rb") as f:
             raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(
-            f"{p}: no such file (copy config.example.toml there, or pass -c PATH)"
-        ) from None
+        raise ConfigError(f"{p}: no such file (copy {example} there, or pass -c PATH)") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
     if len(raw) > MAX_FILE_BYTES:
@@ -693,7 +697,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{p}: invalid TOML: a number with too many digits") from None
     except RecursionError:
         raise ConfigError(f"{p}: invalid TOML: arrays or tables nested too deeply") from None
-    return parse(data, str(p))
+    return data
 
 
 def insecure_secrets(cfg: Config) -> str | None:

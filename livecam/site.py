@@ -46,12 +46,17 @@ def site_dir() -> Path:
     return Path(__file__).resolve().parent / "site_files"
 
 
+# The grid page's own files (`publisher.py site`, livecam/grid.py), not a camera's.
+GRID_FILES = frozenset({"grid.html", "grid.js", "grid.css"})
+
+
 def load(directory: Path | None = None) -> list[SiteFile]:
-    """Every file of the page, by relative name; dotfiles are skipped."""
+    """Every file of the page, by relative name; dotfiles and the grid's files are skipped."""
     root = directory or site_dir()
     files = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+        hidden = any(part.startswith(".") for part in rel.parts)
+        if path.is_file() and not hidden and rel.as_posix() not in GRID_FILES:
             files.append(SiteFile(rel.as_posix(), path.read_bytes()))
     return files

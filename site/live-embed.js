@@ -18,6 +18,10 @@
  * Requests: one manifest request per camera in flight at most, however many images
  * show it; none while the tab is hidden; one poll per `interval` from the manifest;
  * exponential backoff with jitter on errors; an image only when the frame changed.
+ *
+ * A page with many cameras (grid.js) watches each with { paused: true } and calls
+ * view.resume() / view.pause() as the image scrolls in and out of sight: a camera
+ * whose views are all paused makes no request.
  */
 "use strict";
 
@@ -132,6 +136,7 @@
       this.loads = new Map(); // image URL -> Promise of a decoded image
       this.lastState = "";
       this.staleTimer = 0;
+      this.polls = 0; // answered or failed manifest requests, for views that resume
     }
 
     now() {
@@ -170,7 +175,8 @@
       return age > this.staleAfter() ? "stale" : "live";
     }
 
-    // Views whose element left the document are dropped; no views, no polling.
+    // Views whose element left the document are dropped; no views, no polling; only
+    // paused views, no polling either.
     prune() {
       for (const view of this.views) {
         if (!view.img.isConnected) {
@@ -183,7 +189,7 @@
         this.timer = 0;
         cameras.delete(this.url);
       }
-      return this.views.size > 0;
+      return [...this.views].some((view) => !view.paused);
     }
 
     // Poll now, unless a request is in flight or the last one started under 1 s ago.
@@ -275,6 +281,7 @@
       } finally {
         clearTimeout(watchdog);
         this.controller = null;
+        this.polls += 1;
       }
       this.schedule();
       this.notify();
@@ -338,6 +345,22 @@
       this.shown = null; // {url, entry, capturedMs}
       this.loading = "";
       this.failed = null; // {url, count, until}: an image that would not load
+      this.paused = Boolean(options.paused); // out of sight: asks for nothing
+    }
+
+    pause() {
+      this.paused = true;
+      if (!this.camera.prune()) {
+        this.camera.sleep();
+      }
+    }
+
+    resume() {
+      if (this.paused) {
+        this.paused = false;
+        this.camera.wake();
+        this.update();
+      }
     }
 
     // The smallest variant that covers the displayed size times the device pixel ratio.
@@ -361,7 +384,7 @@
     update() {
       const camera = this.camera;
       const m = camera.manifest;
-      if (m && !hidden() && !this.loading) {
+      if (m && !hidden() && !this.loading && !this.paused) {
         const entry = this.pick(m.list);
         const url = camera.imageUrl(entry);
         const shown = this.shown;
@@ -408,6 +431,7 @@
         manifest: camera.manifest,
         error: camera.error,
         failures: camera.failures,
+        polls: camera.polls,
         retryInMs: camera.failures && camera.timer ? Math.max(0, camera.dueAt - performance.now()) : 0,
         staleAfter: camera.manifest ? camera.staleAfter() : 0,
         now: camera.now(),
