@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Regenerate the page screenshots in docs/: normal, narrow phone, stale, offline, and
-the history view on a desktop and a phone.
+the history view on a desktop and a phone, and the grid of several cameras (desktop
+and phone).
 
 Runs the test-pattern publisher into a temp directory, serves it with livecam's demo
 server and photographs the page in headless Chromium, waiting for each state rather
 than sleeping. The archive for the history view is drawn (a sky over three days) in
 the published format by tests/archivefixture.py. Usage:
-.venv/bin/python scripts/screenshots.py
+.venv/bin/python scripts/screenshots.py [page] [grid] (both when neither is named;
+page includes the history view).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livecam import config, httpserver  # noqa: E402
+from livecam import config, grid, httpserver  # noqa: E402
 from livecam.camera.testpattern import TestPatternCamera  # noqa: E402
 from livecam.loop import Publisher  # noqa: E402
 from livecam.targets.local import LocalTarget  # noqa: E402
@@ -92,8 +94,7 @@ def history_shots(browser: Any, url: str, out: Path) -> None:
         page.close()
 
 
-def main() -> None:
-    out = ROOT / "docs"
+def page_shots(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         cfg = config.parse(
@@ -153,6 +154,79 @@ def main() -> None:
         "wrote docs/screenshot-page.png, -phone.png, -stale.png, -offline.png, -history.png,"
         " -history-phone.png"
     )
+
+
+GRID_CAMERAS = ["Garden", "Driveway", "Bird box", "Roof", "Workshop", "Allotment"]
+
+
+def grid_shots(out: Path) -> None:
+    """The grid of `publisher.py site`: four live cameras, one stopped, one unreachable."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        stop = threading.Event()
+        pubs, runners = [], []
+        for n, name in enumerate(GRID_CAMERAS[:5], 1):
+            cfg = config.parse(
+                {
+                    "camera": {"source": "test", "width": 1280, "height": 720, "interval": 1.0},
+                    "target": {"kind": "local", "path": str(root / f"cam{n}")},
+                    "site": {"title": name, "stale_after": 4},
+                }
+            )
+            camera = TestPatternCamera(1280, 720)
+            pub = Publisher(cfg, lambda c=camera: c, LocalTarget(root / f"cam{n}"))
+            pub.start()
+            pub.publish_next()
+            pubs.append(pub)
+            if n != 5:  # the fifth published one frame and stopped: stale
+                runner = threading.Thread(target=pub.run, args=(stop,), daemon=True)
+                runner.start()
+                runners.append(runner)
+        site = grid.parse(
+            {
+                "site": {"title": "Our cameras", "caption": "Six cameras, one static page"},
+                "cameras": [{"name": n, "url": f"cam{i}/"} for i, n in enumerate(GRID_CAMERAS, 1)],
+                "target": {"kind": "local", "path": tmp},
+            }
+        )
+        grid.publish(site, LocalTarget(root))
+        server = httpserver.serve(root, "127.0.0.1", 0)
+        time.sleep(4.5)  # the fifth camera's frame is older than its stale_after
+        states = "[...document.querySelectorAll('.tile')].map((t) => t.dataset.state).join()"
+        # On the phone only the tiles on screen poll: the first three.
+        settled = {
+            "grid": f"{states} === 'live,live,live,live,stale,offline'",
+            "grid-phone": f"{states}.startsWith('live,live,live,')",
+        }
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            for name, viewport in (("grid", (1200, 800)), ("grid-phone", (390, 760))):
+                page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+                page.goto(server.url)
+                wait_for(page, settled[name])
+                time.sleep(1.2)
+                page.screenshot(path=str(out / f"screenshot-{name}.png"))
+                page.close()
+            browser.close()
+        stop.set()
+        for runner in runners:
+            runner.join()
+        server.shutdown()
+        server.server_close()
+        for pub in pubs:
+            pub.close()
+    print("wrote docs/screenshot-grid.png, -grid-phone.png")
+
+
+def main() -> None:
+    out = ROOT / "docs"
+    wanted = set(sys.argv[1:]) or {"page", "grid"}
+    if wanted - {"page", "grid"}:
+        sys.exit("usage: screenshots.py [page] [grid]")
+    if "page" in wanted:
+        page_shots(out)
+    if "grid" in wanted:
+        grid_shots(out)
 
 
 if __name__ == "__main__":

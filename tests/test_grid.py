@@ -270,7 +270,7 @@ def test_sixteen_tiles_only_the_visible_ones_poll(root: Path, tmp_path: Path, br
         page.wait_for_timeout(2500)  # two more polls of every visible tile (interval 1 s)
         assert polled(requests) == visible
         # Only the visible tiles loaded images, each the smallest that covers it: a
-        # 358 px tile takes the 800x450 variant, not the 1280x720 one nor the 320x180.
+        # 352 px tile takes the 800x450 variant, not the 1280x720 one nor the 320x180.
         images = [u for _, u, _ in requests.log if ".jpeg" in u]
         assert {int(u.rsplit("/", 2)[-2][3:]) - 1 for u in images} == visible
         assert all("/live800x600.jpeg?v=" in u for u in images), images
