@@ -7,6 +7,7 @@ one moto bucket; `site` publishes the grid beside them; headless Chromium watche
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -70,12 +71,9 @@ def camera_toml(target: str, title: str, interval: float = 0.5) -> str:
 
 
 @pytest.fixture
-def root() -> Iterator[Path]:
-    """A directory nginx's workers can read: the site's root."""
-    path = Path(tempfile.mkdtemp(prefix="livecam-grid-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def root(served_dir: Path) -> Path:
+    """The site's root, which nginx's workers can read."""
+    return served_dir
 
 
 class Runs:
@@ -85,8 +83,6 @@ class Runs:
         self.procs: list[subprocess.Popen[str]] = []
 
     def start(self, config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        import os
-
         proc = subprocess.Popen(
             [sys.executable, str(PUBLISHER), "run", "-c", str(config)],
             stderr=subprocess.PIPE,
@@ -346,15 +342,13 @@ def test_tiles_are_links_a_keyboard_reaches(root: Path, browser: Any) -> None:
 
 
 @pytest.mark.browser
-def test_a_camera_on_another_origin_with_the_documented_cors(
-    root: Path, served_dir: Path, browser: Any
-) -> None:
+def test_a_camera_on_another_origin_with_the_documented_cors(root: Path, browser: Any) -> None:
     """A tile whose camera is on another host: the page's policy names that origin, the
     host allows it with docs/embedding.md's nginx config, the probe sees CORS."""
     camera_root = Path(tempfile.mkdtemp(prefix="livecam-camhost-"))
     camera_root.chmod(0o755)
-    camera_host = Nginx(camera_root, extra=docs_nginx_locations(served_dir)).start()
-    pubs = [publishing(served_dir), publishing(root / "cam1")]
+    camera_host = Nginx(camera_root, extra=docs_nginx_locations(camera_root / "live")).start()
+    pubs = [publishing(camera_root / "live"), publishing(root / "cam1")]
     other = camera_host.url + "live/"
     site = write_config(
         camera_root,
