@@ -260,9 +260,8 @@ def test_sixteen_tiles_only_the_visible_ones_poll(root: Path, tmp_path: Path, br
         wait_for(page, f"{tile_js(0)}.dataset.state === 'live'", 10)
         visible = set(page.evaluate(VISIBLE))
         assert 1 < len(visible) < 16, visible
-        wait_for(
-            page, " && ".join(f"{tile_js(i)}.querySelector('img').complete" for i in visible), 5
-        )
+        shown = [f"{tile_js(i)}.querySelector('img').dataset.livecamSeq" for i in visible]
+        wait_for(page, " && ".join(f"{js} !== undefined" for js in shown), 5)
         page.wait_for_timeout(2500)  # two more polls of every visible tile (interval 1 s)
         assert polled(requests) == visible
         # Only the visible tiles loaded images, each the smallest that covers it: a
@@ -365,6 +364,8 @@ def test_a_camera_on_another_origin_with_the_documented_cors(root: Path, browser
         page, console, _ = open_page(browser, grid_host.url)
         try:
             wait_for(page, f"[...{TILE}].every((t) => t.dataset.state === 'live')", 10)
+            # Live comes with the manifest; the image is swapped in once decoded.
+            wait_for(page, f"{tile_js(1)}.querySelector('img').dataset.livecamSeq === '1'", 5)
             assert page.evaluate(f"{tile_js(1)}.querySelector('img').currentSrc").startswith(other)
             assert page.get_attribute(".tile:nth-child(2) a", "href") == other + "index.html"
             assert console.errors == []  # a CSP or CORS refusal would show here
