@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Generic, NoReturn, TypeVar, cast
 
-from livecam import __version__, httpserver
+from livecam import __version__, httpserver, preview
 from livecam import config as config_mod
 from livecam.camera import open_camera
 from livecam.config import Config
@@ -377,20 +377,45 @@ def _close(publisher: Publisher, stop: _Stop) -> None:
 def _publisher(cfg: Config, stop: threading.Event | None = None) -> Publisher:
     return Publisher(
         cfg,
-        lambda: open_camera(cfg.camera, cfg.variants),
+        lambda: open_camera(cfg.camera, preview.lores_variants(cfg)),
         open_target(cfg.target, stop),
         notifier=Notifier(),
     )
 
 
+def _preview(cfg: Config, publisher: Publisher, secret: bytes) -> preview.Preview | None:
+    """The live view started, or None when off or it cannot listen (publishing goes on)."""
+    if not cfg.preview.enabled:
+        return None
+    live = preview.Preview(cfg, publisher.camera, secret)
+    try:
+        live.start()
+    except OSError as e:
+        p = cfg.preview
+        log.error(
+            "live view off: cannot listen on %s:%d (preview.bind, preview.port): %s",
+            p.bind,
+            p.port,
+            e.strerror or e,
+        )
+        live.close()
+        return None
+    publisher.on_published = live.published
+    return live
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
+    secret = preview.load_secret(cfg.preview) if cfg.preview.enabled else b""
     with _Stop() as stop:
         publisher = _publisher(cfg, stop.event)
+        live = _preview(cfg, publisher, secret)
         worker = _Worker(lambda: publisher.run(stop.event), stop)
         try:
             worker.wait()
         finally:
+            if live is not None:
+                live.close()
             _close(publisher, stop)
     return EXIT_OK
 
@@ -432,6 +457,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     sizes = ", ".join(f"{n} {w}x{h}" for n, (w, h) in config_mod.variant_sizes(cfg))
     report(CheckStep(f"config {args.config}", True, sizes))
+    if cfg.preview.enabled:
+        try:
+            preview.load_secret(cfg.preview)
+            report(CheckStep("live view", True, preview.describe(cfg)))
+        except ConfigError as e:
+            report(CheckStep("live view", False, str(e)))
     with _Stop() as stop:
         _Worker(lambda: _check_parts(cfg, report, stop.event), stop).wait()
     if stop.signum:
@@ -444,7 +475,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _check_parts(cfg: Config, report: Callable[[CheckStep], None], stop: threading.Event) -> None:
     """`check`'s camera, render and target steps, each reported."""
     try:
-        with open_camera(cfg.camera, cfg.variants) as camera:
+        with open_camera(cfg.camera, preview.lores_variants(cfg)) as camera:
             report(CheckStep("camera open", True, camera.describe()))
             with camera.capture() as frame:
                 w, h = frame.size

@@ -8,6 +8,7 @@ with one line naming the first bad key and what is allowed, e.g.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -34,6 +35,7 @@ SOURCES = ("picamera2", "test", "command")
 TARGET_KINDS = ("local", "s3", "sftp", "webdav")
 AUTOFOCUS_MODES = ("default", "continuous", "auto", "manual")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
+PREVIEW_AUTH = ("none", "basic", "token")
 CANNED_ACLS = (
     "private",
     "public-read",
@@ -194,6 +196,25 @@ def remote_path(value: Any) -> str:
     if path == "~" or path.startswith("~/"):  # the login directory is the home directory
         path = path[2:] or "."
     return path.rstrip("/") or "/"
+
+
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?")
+_USER = re.compile(r"[^:\x00-\x1f\x7f]{1,64}")  # HTTP basic auth: the user ends at ':'
+
+
+def bind_address(value: Any) -> str:
+    """An address to listen on: an IPv4 or IPv6 literal, or a host name."""
+    if isinstance(value, str):
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            if _HOST.fullmatch(value):
+                return value
+    raise _Invalid(
+        'must be an IP address ("127.0.0.1": this machine only, "0.0.0.0" or "::": every '
+        f"network) or a host name, got {show(value)}"
+    )
 
 
 def variant_name(value: Any) -> str:
@@ -453,6 +474,26 @@ def archive_variant(variants: Sequence[VariantConfig], camera: CameraConfig) -> 
     return min(sized, key=lambda s: s[0][0] * s[0][1])[1]
 
 
+@dataclass(frozen=True)
+class PreviewConfig:
+    """`[preview]`: the live view on the local network (MJPEG and a snapshot URL). The
+    secret for `auth` is read from `password_file` or $LIVECAM_PREVIEW_PASSWORD, never
+    from this file (livecam/preview/auth.py)."""
+
+    enabled: bool = setting(False, boolean)
+    bind: str = setting("127.0.0.1", bind_address)
+    port: int = setting(8080, integer(1, 65535))
+    fps: float = setting(10.0, number(0, 30, above=True))
+    width: int = setting(800, _SIZE)
+    height: int = setting(600, _SIZE)
+    quality: int = setting(70, _QUALITY)
+    max_clients: int = setting(8, integer(1, 64))
+    stall_timeout: float = setting(10.0, number(0, 600, above=True))
+    auth: str = setting("none", choice(*PREVIEW_AUTH))
+    user: str = setting("livecam", matching(_USER, "a user name of 1 to 64 characters, no ':'"))
+    password_file: str = setting("", optional(directory, ""))
+
+
 DEFAULT_VARIANTS: tuple[VariantConfig, ...] = (
     VariantConfig("live.jpeg"),
     VariantConfig("live800x600.jpeg", 800, 600),
@@ -471,6 +512,7 @@ class Config:
     site: SiteConfig = field(default_factory=SiteConfig)
     source_path: str | None = None
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
 
 
 # --- reading tables ---------------------------------------------------------------------
@@ -632,7 +674,7 @@ def _archive(raw: Any, variants: Sequence[VariantConfig], camera: CameraConfig) 
     return archive
 
 
-SECTIONS = ("camera", "variants", "target", "publish", "site", "archive")
+SECTIONS = ("camera", "variants", "target", "publish", "site", "archive", "preview")
 
 
 def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
@@ -661,7 +703,10 @@ def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
             f'archive.enabled: needs a local or s3 target (kind = "{target.kind}" cannot '
             "yet list, read back or delete archived days)"
         )
-    return Config(camera, variants, target, publish, site, source_path, archive)
+    preview = _read(PreviewConfig, "preview", data.get("preview", {}))
+    if preview.password_file and preview.auth == "none":
+        raise ConfigError('preview.password_file: only applies with auth = "basic" or "token"')
+    return Config(camera, variants, target, publish, site, source_path, archive, preview)
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -735,6 +780,7 @@ __all__: Sequence[str] = [
     "ArchiveConfig",
     "CameraConfig",
     "Config",
+    "PreviewConfig",
     "PublishConfig",
     "SiteConfig",
     "TargetConfig",

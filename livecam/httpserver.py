@@ -22,10 +22,12 @@ import os
 import socket
 import threading
 import urllib.parse
+from collections.abc import Callable
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from socketserver import BaseRequestHandler
 from typing import Any
 
 from livecam.site import content_type
@@ -148,14 +150,17 @@ class Handler(SimpleHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_POST
 
 
-class Server(ThreadingHTTPServer):
+class Listener(ThreadingHTTPServer):
+    """A threaded HTTP server on `bind` (IPv4 or IPv6) that knows its URL; a thread per
+    connection, none of them holding the process up at exit."""
+
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, bind: str, port: int, directory: Path) -> None:
+    def __init__(self, bind: str, port: int, handler: Callable[..., BaseRequestHandler]) -> None:
         if ":" in bind:
             self.address_family = socket.AF_INET6
-        super().__init__((bind, port), partial(Handler, directory=str(directory)))
+        super().__init__((bind, port), handler)
 
     @property
     def url(self) -> str:
@@ -165,6 +170,13 @@ class Server(ThreadingHTTPServer):
         return f"http://{shown}:{port}/"
 
 
+class Server(Listener):
+    """The demo's server: `directory`'s files."""
+
+    def __init__(self, bind: str, port: int, directory: Path) -> None:
+        super().__init__(bind, port, partial(Handler, directory=str(directory)))
+
+
 def serve(directory: Path, bind: str = "127.0.0.1", port: int = 8000) -> Server:
     """Start serving `directory` on a background thread; `shutdown()` stops it."""
     server = Server(bind, port, directory)
@@ -172,4 +184,4 @@ def serve(directory: Path, bind: str = "127.0.0.1", port: int = 8000) -> Server:
     return server
 
 
-__all__ = ["CSP", "Server", "etag_matches", "serve"]
+__all__ = ["CSP", "Listener", "Server", "etag_matches", "serve"]

@@ -134,6 +134,7 @@ class Publisher:
         backoff: float = 0.5,
         check_every: float = CHECK_EVERY,
         archiver: Archiver | None = None,
+        on_published: Callable[[FrameResult], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.target = target
@@ -142,6 +143,7 @@ class Publisher:
         self.notifier = notifier or Notifier("")
         self._site_files = site_files
         self.check_every = check_every
+        self.on_published = on_published  # e.g. the preview, shown a published frame
         self.camera = CameraSupervisor(
             open_camera, cfg.camera.timeout, cfg.camera.max_failures, backoff=backoff
         )
@@ -265,6 +267,8 @@ class Publisher:
             self.status.published += 1
             self.status.last_seq = result.seq
             self.status.last_published_at = result.captured_at
+            if self.on_published:
+                self.on_published(result)
         log.debug("%s", result.summary())
         self.notifier.watchdog(self.status.text())
         return 0.0

@@ -44,6 +44,8 @@ class CameraSupervisor:
         self.failures = 0  # in a row
         self.stop: threading.Event | None = None  # set: waiting calls give up at once
         self._worker: Worker | None = None
+        # Held by each capture, open and close: an extra frame (`peek`) waits for none.
+        self._lock = threading.RLock()
 
     @property
     def retry_in(self) -> float:
@@ -63,6 +65,10 @@ class CameraSupervisor:
     def capture(self) -> Frame:
         """A frame the renderer can use. Raises `CameraError` (the camera is then closed,
         to be reopened by the next call), `CameraFatalError` after `max_failures` in a row."""
+        with self._lock:
+            return self._capture()
+
+    def _capture(self) -> Frame:
         try:
             if self.camera is None:
                 self.camera = self._call(self._open, "opening the camera", self.timeout + 2.0)
@@ -85,8 +91,38 @@ class CameraSupervisor:
         self.failures = 0
         return frame
 
+    def peek(self, use: Callable[[Frame], T]) -> T | None:
+        """`use(frame)` on an extra frame from the open camera, on its worker, the frame
+        released after: for the preview between the publisher's captures. None when the
+        camera is not open or is busy (the publisher's captures come first). A failure
+        closes the camera for the publisher's next capture to reopen and count."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            camera = self.camera
+            if camera is None or self.failures:
+                return None
+
+            def grab() -> T:
+                with camera.capture() as frame:
+                    check_frame(frame)
+                    return use(frame)
+
+            try:
+                return self._call(grab, "preview capture", self.timeout + 2.0)
+            except Exception as e:
+                log.warning("preview capture failed: %s; reopening the camera", e)
+                self.close()
+                return None
+        finally:
+            self._lock.release()
+
     def close(self) -> None:
         """Close the camera (bounded too: a camera that hung in capture may hang here)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         camera, self.camera = self.camera, None
         if camera is not None:
             try:
@@ -96,10 +132,11 @@ class CameraSupervisor:
 
     def shutdown(self) -> None:
         """Close the camera and let the worker thread end."""
-        self.close()
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        with self._lock:
+            self._close()
+            if self._worker is not None:
+                self._worker.close()
+                self._worker = None
 
 
 def check_frame(frame: object) -> None:
