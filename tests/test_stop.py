@@ -52,11 +52,13 @@ class Publisher:
 def publisher(tmp_path: Path) -> Iterator[Callable[..., Publisher]]:
     started: list[Publisher] = []
 
-    def start(command: str, config: Path, env: dict[str, str] | None = None) -> Publisher:
+    def start(
+        command: str, config: Path, env: dict[str, str] | None = None, *args: str
+    ) -> Publisher:
         stderr = tmp_path / f"stderr-{len(started)}.txt"
         with stderr.open("wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, str(PUBLISHER), command, "-c", str(config)],
+                [sys.executable, str(PUBLISHER), command, "-c", str(config), *args],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=err,

@@ -107,6 +107,12 @@ class PreviewHandler(BaseHTTPRequestHandler):
     index: bytes
     extra: Callable[[], dict[str, Any]]
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes: without this, Nagle's algorithm holds
+        # the body back for the client's delayed ACK on every small reply.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def version_string(self) -> str:
         return self.server_version
 
