@@ -5,6 +5,7 @@ Chromium. The load run's figures print with -s; `--slow` runs the 20 s stall."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import io
 import itertools
@@ -12,6 +13,8 @@ import json
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +35,7 @@ from livecam.preview.auth import Access, load_secret
 from livecam.preview.frames import BOUNDARY, Producer, Slot
 from livecam.rendered import Rendered
 
-from .conftest import free_port, run_cli, wait_for_port, write_config
+from .conftest import ROOT, free_port, run_cli, wait_for_port, write_config
 from .pagetools import open_page
 from .test_load import cpu_seconds
 from .test_stop import Publisher, wait_until
@@ -514,3 +517,25 @@ def test_a_viewer_stalled_for_20_s_is_dropped_and_publishing_holds(
 ) -> None:
     result = load_run(publisher, tmp_path, stall=15.0, hold=20.0)
     assert result["stall_dropped_after_s"] <= 25
+
+
+# --- docs and the benchmark ---------------------------------------------------------------
+
+
+def test_the_example_config_documents_every_preview_key_at_its_default() -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    for f in dataclasses.fields(config.PreviewConfig):
+        assert f"{f.name} =" in text, f.name
+    assert config.load(ROOT / "config.example.toml").preview == config.PreviewConfig()
+
+
+def test_the_preview_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_preview.py"), "--seconds", "0.5",
+         "--turns", "1", "--size", "640x360"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["0 viewers"]["frames"] == 0  # nobody watching: nothing encoded
+    assert report["1 viewers"]["frames"] > 0 and report["8 viewers"]["frames"] > 0
