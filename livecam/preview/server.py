@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -85,6 +86,13 @@ class PreviewListener(Listener):
             self.shutdown_request(request)  # a flood of connections gets no thread
             return
         super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):  # the viewer went away mid-reply
+            log.debug("preview: %s gone: %s", client_address[0], error)
+            return
+        log.exception("preview: unexpected error serving %s", client_address[0])
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
