@@ -108,10 +108,10 @@ def encode_ms(size: tuple[int, int], runs: int = 30) -> float:
     from livecam.camera.picam import lores_size
     from livecam.camera.testpattern import TestPatternCamera
     from livecam.config import PreviewConfig
-    from livecam.preview.frames import _variant, small_copy
+    from livecam.preview.frames import preview_variant, small_copy
     from livecam.render import Renderer
 
-    variant = _variant(PreviewConfig())
+    variant = preview_variant(PreviewConfig())
     camera = TestPatternCamera(*size, lores=lores_size(size, [variant]))
     renderer = Renderer((variant,), threads=1)
     try:

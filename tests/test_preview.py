@@ -27,17 +27,20 @@ import pytest
 from PIL import Image
 
 from livecam import config
+from livecam.camera import open_camera
 from livecam.camera.supervisor import CameraSupervisor
 from livecam.camera.testpattern import TestPatternCamera
 from livecam.errors import ConfigError
 from livecam.loop import FrameResult
 from livecam.preview.auth import Access, load_secret
-from livecam.preview.frames import BOUNDARY, Producer, Slot
+from livecam.preview.frames import BOUNDARY, Producer, Slot, lores_variants
 from livecam.rendered import Rendered
 
 from .conftest import ROOT, free_port, run_cli, wait_for_port, write_config
 from .pagetools import open_page
 from .test_load import cpu_seconds
+from .test_picam import RED, WHITE, YELLOW, colour_at, near
+from .test_picam import fake as _picam_fake  # noqa: F401 - a fixture, used below
 from .test_stop import Publisher, wait_until
 from .test_stop import publisher as _stop_publisher  # noqa: F401 - a fixture, used below
 
@@ -152,6 +155,44 @@ def test_peek_waits_for_no_one_and_needs_an_open_camera() -> None:
         holder.join()
     finally:
         sup.shutdown()
+
+
+def test_on_a_pi_the_preview_is_the_lores_stream_taken_while_a_frame_is_lent(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The fake picamera2 (tests/fakes) has two buffers, as livecam configures it: the
+    publisher holds one while it renders; the preview's frames come through the other,
+    from the lores stream sized for the preview box though no variant is small."""
+    scenario = request.getfixturevalue("_picam_fake")(lores_marker=True)
+    cfg = config.parse(
+        {
+            "camera": {"source": "picamera2", "width": 2028, "height": 1520, "timeout": 2.0},
+            "variants": [{"name": "live.jpeg"}],
+            "target": {"kind": "local", "path": "/tmp/x"},
+            "preview": {"enabled": True},
+        }
+    )
+    sup = CameraSupervisor(lambda: open_camera(cfg.camera, lores_variants(cfg)), 2.0, 3)
+    slot = Slot()
+    producer = Producer(cfg.preview, sup, slot, own_frames=True)
+    try:
+        with sup.capture():  # the publisher's frame, lent while it renders
+            lores = scenario.instances[0].camera_configuration()["lores"]
+            assert lores["size"] == (800, 600)
+            producer.start()
+            assert slot.join(8)
+            first = slot.newer(0, 5)
+            second = slot.newer(first.seq if first else 0, 5)
+            assert first is not None and second is not None
+            assert scenario.requests_out == 1  # each preview frame went straight back
+        with Image.open(io.BytesIO(second.jpeg)) as im:
+            assert im.size == (800, 600)
+            assert near(colour_at(im, 0.5, 0.5), YELLOW)  # the lores stream's marker
+            assert near(colour_at(im, 0.2, 0.2), RED) and near(colour_at(im, 0.8, 0.8), WHITE)
+    finally:
+        producer.close()
+        sup.shutdown()
+    assert scenario.requests_out == 0
 
 
 def test_a_camera_that_does_not_stream_shows_the_smallest_published_variant() -> None:

@@ -146,10 +146,10 @@ def lores_variants(cfg: Config) -> tuple[VariantConfig, ...]:
     too, so that on a Pi the ISP scales the preview's frames."""
     if not (cfg.preview.enabled and streams(cfg)):
         return cfg.variants
-    return (*cfg.variants, _variant(cfg.preview))
+    return (*cfg.variants, preview_variant(cfg.preview))
 
 
-def _variant(p: PreviewConfig) -> VariantConfig:
+def preview_variant(p: PreviewConfig) -> VariantConfig:
     return VariantConfig("preview.jpeg", p.width, p.height, p.quality)
 
 
@@ -177,7 +177,7 @@ class Producer:
         self.camera = camera
         self.slot = slot
         self.own_frames = own_frames
-        self._variant = _variant(cfg)
+        self._variant = preview_variant(cfg)
         self._renderer: Renderer | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
