@@ -203,6 +203,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
             self._plain(HTTPStatus.SERVICE_UNAVAILABLE, "no frame from the camera yet", retry=True)
             return
         self.send_response(HTTPStatus.OK)
+        self.send_header("X-Preview-Frame", str(frame.seq))  # fresh: above the last one
         self._headers("image/jpeg", len(frame.jpeg))
         self.wfile.write(frame.jpeg)
         self.slot.count(sent=1)
