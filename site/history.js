@@ -302,8 +302,9 @@
     return best;
   }
 
-  // Show frame i: the position moves at once, the image once it is decoded.
-  function go(i) {
+  // Show frame i: the position moves at once, the image once it is decoded. `moving`:
+  // playing or dragging, when the URL follows only once the position rests.
+  function go(i, moving) {
     if (!day || !day.frames.length) {
       return Promise.resolve();
     }
@@ -318,15 +319,20 @@
     el.prev.disabled = index === 0;
     // The newest day's last frame may not be its last for long (step reads it again).
     el.next.disabled = index === day.frames.length - 1 && day.day !== days[days.length - 1];
-    // Written once the position rests: Chromium asks for the favicon again on every
-    // change of the URL, which playing or dragging would turn into a stream.
+    // Chromium asks for the favicon again on every change of the URL, which playing or
+    // dragging would turn into a stream: then it is written once the position rests.
     const fragment = `#${day.day}T${frame.hhmm}`;
-    clearTimeout(fragmentTimer);
-    fragmentTimer = setTimeout(() => {
+    const write = () => {
       if (viewing && window.location.hash !== fragment) {
         window.history.replaceState(null, "", fragment);
       }
-    }, FRAGMENT_DELAY_MS);
+    };
+    clearTimeout(fragmentTimer);
+    if (moving) {
+      fragmentTimer = setTimeout(write, FRAGMENT_DELAY_MS);
+    } else {
+      write();
+    }
     return show(frame, label);
   }
 
@@ -396,7 +402,7 @@
       const started = performance.now();
       const next = index >= day.frames.length - 1 ? 0 : index + 1;
       playing = -1; // playing, waiting for the frame: a slow link slows the loop down
-      go(next).then(() => {
+      go(next, true).then(() => {
         if (playing) {
           playing = setTimeout(tick, Math.max(0, 1000 / PLAY_FPS - (performance.now() - started)));
         }
@@ -428,10 +434,11 @@
     if (day && el.track.hasPointerCapture(event.pointerId)) {
       const i = nearest(fromPointer(event));
       if (i !== index) {
-        go(i);
+        go(i, true);
       }
     }
   });
+  el.track.addEventListener("lostpointercapture", () => day && index >= 0 && go(index));
 
   const KEYS = {
     ArrowLeft: () => step(-1),

@@ -154,7 +154,9 @@ def test_history_days_scrub_keys_fragment_and_back_to_live(
         page.mouse.down()
         page.mouse.move(box["x"] + box["width"] * (18 * 60 + 30.5) / 1440, y, steps=5)
         page.mouse.up()
-        assert_shows(page, frame_at(frames[DAYS[-1]], "18:30"))
+        f1830 = frame_at(frames[DAYS[-1]], "18:30")
+        assert_shows(page, f1830)
+        wait_for(page, fragment_is(f1830), 2)  # written once the pointer lets go
 
         # Arrow keys step frame by frame; Home and End go to the day's ends.
         click_minute(page, 14 * 60 + 10)
