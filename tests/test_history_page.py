@@ -8,16 +8,25 @@ it), served by a real nginx, or uploaded to moto's S3 server and read from there
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image as PILImage
 
 from livecam.site import content_type
 
-from .archivefixture import Colour, Frame, add_to_manifest, write_archive, write_json
+from .archivefixture import (
+    Colour,
+    Frame,
+    add_to_manifest,
+    jpeg,
+    solid,
+    write_archive,
+    write_json,
+)
 from .conftest import s3_client
 from .pagetools import LIVE, Nginx, open_page, publishing, shows, state_is, wait_for
 
@@ -332,3 +341,76 @@ def test_history_from_an_s3_bucket(
         assert console.errors == []
     finally:
         page.close()
+
+
+def test_history_of_the_publishers_own_archive(served_dir: Path, browser: Any) -> None:
+    """End to end: the publisher archives on an injected wall clock (Europe/Zurich,
+    UTC+1 in December) into a directory nginx serves; the page shows what it wrote:
+    its days, its strip, its frames, at the local minute."""
+    from livecam import config
+    from livecam.camera.testpattern import TestPatternCamera
+    from livecam.history.archive import Image as ArchiveImage
+    from livecam.history.worker import Archiver
+    from livecam.loop import Publisher
+    from livecam.targets.local import LocalTarget
+
+    zone = "Europe/Zurich"
+    cfg = config.parse(
+        {
+            "camera": {"source": "test", "width": 640, "height": 360, "interval": 1.0},
+            "target": {"kind": "local", "path": str(served_dir)},
+            "site": {"title": "Archive test"},
+            "archive": {"enabled": True, "timezone": zone, "timelapse": False,
+                        "strip_every": 1},
+        }
+    )  # fmt: skip
+    now = [datetime(2026, 12, 6, 11, 0, 1, tzinfo=UTC)]
+    target = LocalTarget(served_dir)
+    archiver = Archiver(cfg, target, now=lambda: now[0])
+    camera = TestPatternCamera(640, 360)
+    pub = Publisher(cfg, lambda: camera, target, archiver=archiver)
+    pub.start()
+    pub.publish_next()
+    written: dict[str, list[Frame]] = {}
+    for day, hour in ((6, 11), (7, 8)):  # UTC: 12:00 and 09:00 in Zurich
+        for i in range(12):
+            now[0] = datetime(2026, 12, day, hour, i, 1, tzinfo=UTC)
+            colour = solid(day, i, i)
+            data = jpeg(PILImage.new("RGB", (160, 90), colour))
+            archiver.handle(now[0], archiver.archive.slot(now[0]), ArchiveImage(data, 160, 90))
+            local = now[0].astimezone(ZoneInfo(zone))
+            key = f"archive/2026/12/{day:02d}/{local:%H%M}00.jpeg"
+            frame = Frame(f"2026-12-{day:02d}", f"{local:%H:%M}", "", key, colour)
+            written.setdefault(frame.day, []).append(frame)
+    assert json.loads((served_dir / "archive/days.json").read_text()) == {
+        "days": ["2026-12-06", "2026-12-07"]
+    }
+    assert "archive" in json.loads((served_dir / "live.json").read_text())
+    server = Nginx(served_dir).start()
+    page, console, _ = open_page(browser, server.url, 1200, 800)
+    try:
+        wait_for(page, shows(1), 5)
+        wait_for(page, "!document.getElementById('history-open').hidden", 3)
+        page.click("#history-open")
+        day7 = written["2026-12-07"]
+        assert_shows(page, day7[-1])
+        options = page.eval_on_selector_all("#history-day option", "os => os.map(o => o.value)")
+        assert options == ["2026-12-07", "2026-12-06"]
+        assert page.text_content("#history-time") == f"09:11 {zone}"
+        wait_for(page, "document.getElementById('history-strip').naturalWidth === 1440", 3)
+        click_minute(page, 9 * 60 + 5)
+        assert_shows(page, day7[5])
+        wait_for(page, "window.location.hash === '#2026-12-07T09:05'", 2)
+        page.keyboard.press("ArrowLeft")
+        assert_shows(page, day7[4])
+        page.select_option("#history-day", "2026-12-06")
+        assert_shows(page, written["2026-12-06"][0])  # 12:00, the nearest to 09:04
+        page.reload()
+        assert_shows(page, written["2026-12-06"][0])
+        page.click("#history-live")
+        wait_for(page, f"{LIVE} !== null && {shows(1)}", 3)
+        assert console.errors == []
+    finally:
+        page.close()
+        server.close()
+        pub.close()
