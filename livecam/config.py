@@ -18,6 +18,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -45,6 +46,28 @@ CANNED_ACLS = (
     "bucket-owner-full-control",
 )
 MANIFEST_NAME = "live.json"
+OVERLAY_POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "top", "bottom")
+OVERLAY_BACKGROUNDS = ("outline", "box", "none")
+# The named fields of overlay.text: {title}, {seq}, and the camera's metadata where the
+# source gives it (picamera2's names on the right); a missing one renders empty.
+OVERLAY_METADATA = {
+    "exposure": "ExposureTime",  # as "1/250 s"
+    "exposure_time": "ExposureTime",  # microseconds
+    "gain": "AnalogueGain",
+    "lux": "Lux",
+    "colour_temperature": "ColourTemperature",  # kelvin
+}
+OVERLAY_FIELDS = ("title", "seq", *OVERLAY_METADATA)
+# A value of each field's type, to try a format spec on.
+OVERLAY_SAMPLES: dict[str, Any] = {
+    "title": "livecam",
+    "seq": 1,
+    "exposure": "1/250 s",
+    "exposure_time": 4000,
+    "gain": 1.0,
+    "lux": 400.0,
+    "colour_temperature": 5600,
+}
 # The largest Pi camera (the 64 MP Hawkeye) captures 9152x6944: no capture or variant needs
 # more, and 16384x16384 took 2.5 GB for one frame (the service's MemoryMax is 512M).
 MIN_SIZE, MAX_SIZE = 16, 9152
@@ -319,6 +342,83 @@ def timezone(value: Any) -> str:
     )
 
 
+def template(raw: Any) -> str:
+    """An overlay text: strftime directives in the literal text, and named fields from
+    `OVERLAY_FIELDS`, with an optional format spec ({lux:.0f})."""
+    import string
+
+    value: str = text()(raw)
+    try:
+        parts = list(string.Formatter().parse(value))
+    except ValueError as e:
+        raise _Invalid(
+            f"is not a valid template ({e}; write {{{{ for a brace), got {show(value)}"
+        ) from None
+    for literal, name, spec, conversion in parts:
+        try:
+            datetime(2026, 12, 7, 14, 5, 9).strftime(literal)
+        except ValueError as e:
+            raise _Invalid(f"has a bad strftime directive ({e}), got {show(value)}") from None
+        if name is None:
+            continue
+        if name not in OVERLAY_FIELDS or conversion:
+            allowed = ", ".join("{" + f + "}" for f in OVERLAY_FIELDS)
+            raise _Invalid(f"has an unknown field {{{name}}} (allowed: {allowed})")
+        sample = OVERLAY_SAMPLES[name]
+        try:
+            format(sample, spec or "")
+        except ValueError as e:
+            raise _Invalid(f"{{{name}:{spec}}}: {e}") from None
+    return value
+
+
+def rgb(value: Any) -> tuple[int, int, int]:
+    """A CSS colour name or #rrggbb, as RGB."""
+    from PIL import ImageColor
+
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            rgb = ImageColor.getrgb(value)
+        except ValueError:
+            pass
+        else:
+            return (rgb[0], rgb[1], rgb[2])
+    raise _Invalid(f'must be a colour name or "#rrggbb", got {show(value)}')
+
+
+def font_file(value: Any) -> str:
+    """A TrueType or OpenType font file that FreeType can read."""
+    from PIL import ImageFont
+
+    path: str = os.path.expanduser(text(4096)(value))
+    try:
+        ImageFont.truetype(path, 12)
+    except OSError as e:
+        why = "no such file" if not os.path.exists(path) else f"cannot read it as a font ({e})"
+        raise _Invalid(
+            f"must be a .ttf, .otf or .ttc font file: {why}, got {show(value)}"
+        ) from None
+    return path
+
+
+def time_zone(value: Any) -> str:
+    """`local` (the system's time zone), `UTC` or an IANA name such as Europe/London."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if value == "local":
+        return "local"
+    if isinstance(value, str) and 0 < len(value) <= 64 and ".." not in value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        else:
+            return value
+    raise _Invalid(
+        f'must be "local", "UTC" or a time zone name such as "Europe/London", got {show(value)}'
+    )
+
+
 def setting(default: Any, check: Validator[Any], **kwargs: Any) -> Any:
     """A config key: its default and its validator, read by `_read`."""
     return field(default=default, metadata={"check": check}, **kwargs)
@@ -364,6 +464,7 @@ class VariantConfig:
     height: int | None = setting(None, _SIZE)
     quality: int = setting(85, _QUALITY)  # read as camera.quality when unset
     every: int = setting(1, integer(1, 100000))
+    overlay: bool = setting(True, boolean)  # false: never stamped, whatever [overlay] says
 
     def size_for(self, width: int, height: int) -> tuple[int, int]:
         """The output size for a `width` x `height` frame: a bounding box, aspect kept,
@@ -494,6 +595,22 @@ class PreviewConfig:
     password_file: str = setting("", optional(directory, ""))
 
 
+@dataclass(frozen=True)
+class OverlayConfig:
+    """`[overlay]`: a caption (time, title, camera settings) drawn on each variant."""
+
+    enabled: bool = setting(False, boolean)
+    text: str = setting("%Y-%m-%d %H:%M:%S %Z", template)
+    position: str = setting("bottom-left", choice(*OVERLAY_POSITIONS))
+    size: float = setting(0.05, number(0.01, 0.5))  # text height over image height
+    font: str = setting("", optional(font_file, ""))  # "": DejaVu Sans, else Pillow's own
+    colour: tuple[int, int, int] = setting((255, 255, 255), rgb)
+    background: str = setting("outline", choice(*OVERLAY_BACKGROUNDS))
+    background_colour: tuple[int, int, int] = setting((0, 0, 0), rgb)
+    box_opacity: float = setting(0.6, number(0, 1))
+    timezone: str = setting("local", time_zone)
+
+
 DEFAULT_VARIANTS: tuple[VariantConfig, ...] = (
     VariantConfig("live.jpeg"),
     VariantConfig("live800x600.jpeg", 800, 600),
@@ -513,6 +630,7 @@ class Config:
     source_path: str | None = None
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
 
 
 # --- reading tables ---------------------------------------------------------------------
@@ -674,7 +792,7 @@ def _archive(raw: Any, variants: Sequence[VariantConfig], camera: CameraConfig) 
     return archive
 
 
-SECTIONS = ("camera", "variants", "target", "publish", "site", "archive", "preview")
+SECTIONS = ("camera", "variants", "target", "publish", "site", "archive", "preview", "overlay")
 
 
 def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
@@ -706,7 +824,8 @@ def parse(data: Mapping[str, Any], source_path: str | None = None) -> Config:
     preview = _read(PreviewConfig, "preview", data.get("preview", {}))
     if preview.password_file and preview.auth == "none":
         raise ConfigError('preview.password_file: only applies with auth = "basic" or "token"')
-    return Config(camera, variants, target, publish, site, source_path, archive, preview)
+    overlay = _read(OverlayConfig, "overlay", data.get("overlay", {}))
+    return Config(camera, variants, target, publish, site, source_path, archive, preview, overlay)
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -767,6 +886,7 @@ def demo(path: str, interval: float = 1.0, width: int = 1280, height: int = 720)
         camera=CameraConfig(source="test", width=width, height=height, interval=interval),
         target=TargetConfig(kind="local", path=path),
         site=SiteConfig(title="livecam demo", caption="A synthetic test pattern, live."),
+        overlay=OverlayConfig(enabled=True),
     )
 
 
@@ -780,6 +900,7 @@ __all__: Sequence[str] = [
     "ArchiveConfig",
     "CameraConfig",
     "Config",
+    "OverlayConfig",
     "PreviewConfig",
     "PublishConfig",
     "SiteConfig",

@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -48,13 +48,15 @@ class Frame:
     both, the same pixels. `lores` is an optional smaller copy the camera scaled itself
     (picamera2's ISP), used for small variants. `captured_at` is timezone-aware UTC wall
     time. Call `release()` (or use `with`) once the pixels are no longer needed: a
-    camera may lend its own buffer.
+    camera may lend its own buffer. `metadata` is what the camera reported with the
+    frame, in picamera2's names (ExposureTime, AnalogueGain, Lux, ColourTemperature, ...).
     """
 
     image: Image.Image | None
     captured_at: datetime
     planes: Planes | None = field(default=None, repr=False)
     lores: Planes | None = field(default=None, repr=False)
+    metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _release: Callable[[], None] | None = field(default=None, repr=False)
 
     @property

@@ -91,6 +91,16 @@ def lores_size(main: tuple[int, int], variants: Sequence[VariantConfig]) -> tupl
     return min(lw, w - w % 2), min(lh, h - h % 2)
 
 
+def _metadata(request: Any) -> dict[str, Any]:
+    """The request's metadata (exposure, gain, lux, ...): the overlay's fields; none at all
+    rather than a failed frame when picamera2 cannot give it."""
+    try:
+        return dict(request.get_metadata())
+    except Exception as e:
+        log.debug("no metadata with the frame: %s", e)
+        return {}
+
+
 class _Loan:
     """A completed request lent out with a frame, and the buffer mappings it holds."""
 
@@ -347,7 +357,14 @@ class PiCamera(Camera):
         except BaseException:
             self._give_back(loan)
             raise
-        return Frame(image, captured_at, planes, lores, _release=lambda: self._give_back(loan))
+        return Frame(
+            image,
+            captured_at,
+            planes,
+            lores,
+            metadata=_metadata(loan.request),
+            _release=lambda: self._give_back(loan),
+        )
 
     def _main(self, loan: _Loan) -> tuple[Image.Image | None, Planes | None]:
         """The frame as YUV420 planes, or as an image for the RGB formats."""

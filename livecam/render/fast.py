@@ -9,12 +9,16 @@ Other frames are converted once. Needs numpy and simplejpeg >= 1.8 (its
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import cv2
 import numpy as np
 import simplejpeg
 from PIL import Image
 
 from livecam.camera.base import Planes
+from livecam.render.overlay import Piece, Stamp
 
 cv2.setNumThreads(1)  # the renderer's own threads share the cores
 Size = tuple[int, int]
@@ -81,3 +85,118 @@ def padded(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Planes:
     if h % 2 or w % 2:
         y = np.pad(y, ((0, h % 2), (0, w % 2)), mode="edge")[:h, :w]
     return Planes(y, u, v)
+
+
+def stamp(planes: Planes, st: Stamp, shared: bool) -> tuple[Planes, Callable[[], None]]:
+    """`planes` with the caption `st` composited in place, and what undoes it: `shared`
+    planes (the frame's own, or its lores copy) are read by other variants and handed
+    back to the camera, so the few rows under the caption are saved and restored.
+    Planes that cannot be written (a camera's read-only map) are copied first."""
+    if not all(p.flags.writeable for p in planes):
+        planes, shared = Planes(*(np.array(p) for p in planes)), False
+    canvas = st.cache.get("planes")
+    if canvas is None:
+        canvas = st.cache["planes"] = _canvas(st)
+    ymul, yadd, cmul, uadd, vadd = canvas
+    x0, y0 = st.bounds[:2]
+    saved: list[tuple[np.ndarray, np.ndarray]] = []
+    for plane, mul, add, k in (
+        (planes.y, ymul, yadd, 1),
+        (planes.u, cmul, uadd, 2),
+        (planes.v, cmul, vadd, 2),
+    ):
+        left, top = x0 // k, y0 // k
+        xs, ys = max(0, left), max(0, top)
+        xe = min(plane.shape[1], left + mul.shape[1])
+        ye = min(plane.shape[0], top + mul.shape[0])
+        if xe <= xs or ye <= ys:
+            continue
+        region = plane[ys:ye, xs:xe]
+        window = (slice(ys - top, ye - top), slice(xs - left, xe - left))
+        if shared:
+            saved.append((region, region.copy()))
+        t = np.multiply(region, mul[window], dtype=np.uint16)
+        t += add[window]
+        t >>= 8
+        region[...] = t
+
+    def undo() -> None:
+        for region, pixels in saved:
+            region[...] = pixels
+
+    return planes, undo
+
+
+def _canvas(st: Stamp) -> tuple[np.ndarray, ...]:
+    """The caption as per-pixel weights over its bounds: a plane's pixel p becomes
+    (p * mul + add) >> 8, for Y and (at half size) for Cb and Cr. Each piece's weights
+    are computed once; where pieces overlap the heavier weight wins."""
+    x0, y0, x1, y1 = st.bounds
+    fill, back = _ycc(st.fill), _ycc(st.back)
+    opacity = st.opacity if st.box else 0.0
+    # [256 - mul, add]: both grow with the caption's coverage, so np.maximum merges them.
+    luma = np.zeros((y1 - y0, x1 - x0, 2), np.uint16)
+    chroma = np.zeros(((y1 - y0) // 2, (x1 - x0) // 2, 3), np.uint16)
+    luma[...] = _weights(np.float32(0), np.float32(0), opacity, fill[:1], back[:1])
+    chroma[...] = _weights(np.float32(0), np.float32(0), opacity, fill[1:], back[1:])
+    for piece, px, py in st.pieces:
+        rx, ry = px - x0, py - y0
+        phase = rx % 2
+        key = (st.fill, st.back, opacity, phase)
+        weights = piece.cache.get(key)
+        if weights is None:
+            weights = piece.cache[key] = _piece_weights(piece, phase, opacity, fill, back)
+        pl, pc = weights
+        target = luma[ry : ry + pl.shape[0], rx : rx + pl.shape[1]]
+        np.maximum(target, pl, out=target)
+        cx, cy = (rx - phase) // 2, ry // 2
+        target = chroma[cy : cy + pc.shape[0], cx : cx + pc.shape[1]]
+        np.maximum(target, pc, out=target)
+    return (
+        256 - luma[..., 0],
+        np.ascontiguousarray(luma[..., 1]),
+        256 - chroma[..., 0],
+        np.ascontiguousarray(chroma[..., 1]),
+        np.ascontiguousarray(chroma[..., 2]),
+    )
+
+
+def _piece_weights(
+    piece: Piece, phase: int, opacity: float, fill: tuple[int, ...], back: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A piece's [256 - mul, add] for Y, and for Cb and Cr with its left edge `phase`
+    pixels into a chroma sample."""
+    fg = np.asarray(piece.fg, np.float32) / 255
+    # Under the text: its outline, else the box (or nothing).
+    bg = np.full_like(fg, opacity) if piece.bg is None else np.asarray(piece.bg, np.float32) / 255
+    luma = _weights(fg, bg, None, fill[:1], back[:1])
+    h, w = fg.shape
+    both = np.zeros((h + h % 2, phase + w + (phase + w) % 2, 2), np.float32)
+    both[:h, phase : phase + w, 0] = fg
+    both[:h, phase : phase + w, 1] = bg
+    half = both.reshape(both.shape[0] // 2, 2, both.shape[1] // 2, 2, 2).mean(axis=(1, 3))
+    if piece.bg is None:
+        half[..., 1] = opacity
+    return luma, _weights(half[..., 0], half[..., 1], None, fill[1:], back[1:])
+
+
+def _weights(
+    fg: Any, bg: Any, opacity: float | None, fill: tuple[int, ...], back: tuple[int, ...]
+) -> np.ndarray:
+    """[256 - mul, add] per pixel (last axis), for text coverage `fg` over a background
+    of coverage `bg` (`opacity` instead, when given), in the colours' channels."""
+    fg = np.asarray(fg, np.float32)
+    bg = np.asarray(bg if opacity is None else np.full_like(fg, opacity), np.float32)
+    keep = (1 - bg) * (1 - fg)  # the share of the picture left under the caption
+    inverse = np.rint(256 * (1 - keep))
+    out = [inverse]
+    for f, b in zip(fill, back, strict=True):
+        add = np.rint(256 * (b * bg * (1 - fg) + f * fg)) + 128
+        # Rounding must not carry p * mul + add past 16 bits.
+        out.append(np.minimum(add, 65535 - 255 * (256 - inverse)))
+    return np.stack(out, axis=-1).astype(np.uint16)
+
+
+def _ycc(rgb: tuple[int, int, int]) -> tuple[int, ...]:
+    """An RGB colour in JPEG's YCbCr, as Pillow converts it."""
+    return tuple(Image.new("RGB", (1, 1), rgb).convert("YCbCr").getpixel((0, 0)))  # type: ignore[arg-type]
