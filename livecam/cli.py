@@ -32,6 +32,7 @@ from livecam.errors import CameraFatalError, ConfigError, LivecamError
 from livecam.loop import Publisher
 from livecam.notify import Notifier
 from livecam.render import Renderer
+from livecam.render.overlay import overlay_for
 from livecam.targets import CheckStep, open_target
 
 log = logging.getLogger("livecam")
@@ -377,7 +378,7 @@ def _close(publisher: Publisher, stop: _Stop) -> None:
 def _publisher(cfg: Config, stop: threading.Event | None = None) -> Publisher:
     return Publisher(
         cfg,
-        lambda: open_camera(cfg.camera, preview.lores_variants(cfg)),
+        lambda: open_camera(cfg.camera, preview.lores_variants(cfg), writable=cfg.overlay.enabled),
         open_target(cfg.target, stop),
         notifier=Notifier(),
     )
@@ -484,7 +485,7 @@ def _check_parts(cfg: Config, report: Callable[[CheckStep], None], stop: threadi
                         "camera capture", True, f"{w}x{h} at {frame.captured_at:%H:%M:%S} UTC"
                     )
                 )
-                renderer = Renderer(cfg.variants)
+                renderer = Renderer(cfg.variants, overlay=overlay_for(cfg.overlay, cfg.site.title))
                 try:
                     out = renderer.render(frame)
                 finally:

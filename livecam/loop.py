@@ -28,6 +28,7 @@ from livecam.manifest import NAME as MANIFEST
 from livecam.manifest import Manifest
 from livecam.notify import Notifier, watchdog_period
 from livecam.render import Renderer
+from livecam.render.overlay import overlay_for
 from livecam.rendered import Rendered
 from livecam.site import SiteFile
 from livecam.site import load as load_site
@@ -138,7 +139,9 @@ class Publisher:
     ) -> None:
         self.cfg = cfg
         self.target = target
-        self.renderer = renderer or Renderer(cfg.variants)
+        self.renderer = renderer or Renderer(
+            cfg.variants, overlay=overlay_for(cfg.overlay, cfg.site.title)
+        )
         self.clock = clock
         self.notifier = notifier or Notifier("")
         self._site_files = site_files
@@ -210,7 +213,7 @@ class Publisher:
                 self._resume()
             if self.target.free_lookups:  # a kept image deleted from the target is due now
                 self.manifest.forget(self.target.missing(self.manifest.kept()))
-            rendered = self.renderer.render(frame, self.manifest.due())
+            rendered = self.renderer.render(frame, self.manifest.due(), seq=self.seq + 1)
             captured_at = frame.captured_at
         t2 = self.clock()
         update = self.manifest.update(rendered, captured_at)

@@ -294,6 +294,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         "site": config.SiteConfig,
         "target": config.TargetConfig,
         "variants": config.VariantConfig,
+        "overlay": config.OverlayConfig,
     }
 
     for section, cls in sections.items():

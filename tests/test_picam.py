@@ -546,7 +546,7 @@ def test_a_frame_rendered_while_the_camera_closes_is_published_whole(
 
 
 class FailingRenderer(Renderer):
-    def render(self, frame: Frame, names: Any = None) -> list[Any]:
+    def render(self, frame: Frame, names: Any = None, **kw: Any) -> list[Any]:
         raise RenderError("injected")
 
 

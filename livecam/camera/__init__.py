@@ -9,11 +9,14 @@ from livecam.camera.base import Camera, Frame
 from livecam.config import CameraConfig, VariantConfig
 
 
-def open_camera(cfg: CameraConfig, variants: Sequence[VariantConfig] = ()) -> Camera:
+def open_camera(
+    cfg: CameraConfig, variants: Sequence[VariantConfig] = (), writable: bool = False
+) -> Camera:
     """Open the camera named by `cfg.source`; raises `CameraError` when it cannot.
 
     `variants` lets a camera that can scale in hardware (picamera2's lores stream)
-    size a second stream for the small variants."""
+    size a second stream for the small variants. `writable`: a camera that lends its
+    buffers maps them for writing (the overlay draws in place, then restores them)."""
     if cfg.source == "test":
         from livecam.camera.picam import lores_size
         from livecam.camera.testpattern import TestPatternCamera
@@ -24,7 +27,7 @@ def open_camera(cfg: CameraConfig, variants: Sequence[VariantConfig] = ()) -> Ca
     if cfg.source == "picamera2":
         from livecam.camera.picam import PiCamera
 
-        return PiCamera(cfg, variants)
+        return PiCamera(cfg, variants, writable)
     if cfg.source == "command":
         from livecam.camera.command import CommandCamera
 

@@ -112,15 +112,20 @@ class _Loan:
 class PiCamera(Camera):
     """Pi camera `camera.camera_num`, streaming `camera.width` x `camera.height`."""
 
-    def __init__(self, cfg: CameraConfig, variants: Sequence[VariantConfig] = ()) -> None:
+    def __init__(
+        self, cfg: CameraConfig, variants: Sequence[VariantConfig] = (), writable: bool = False
+    ) -> None:
         picamera2, self._libcamera = _import_picamera2()
         self.cfg = cfg
         self._mapped_array = picamera2.MappedArray
         # A read-only map skips a cache write-back on unmap; picamera2 before its
-        # allocators (request.py's old _MappedBuffer) has no `write=`.
+        # allocators (request.py's old _MappedBuffer) has no `write=`. `writable`: the
+        # overlay draws into the frame in place (and restores it), which needs the
+        # write-back, or the CPU's stale cache lines could land on a later frame.
+        self._writable = writable
         self._map_args: dict[str, Any] = {"reshape": False}
         if "write" in inspect.signature(picamera2.MappedArray).parameters:
-            self._map_args["write"] = False
+            self._map_args["write"] = writable
         self._picam2: Any = None
         self._loans: list[_Loan] = []
         self._lock = threading.Lock()
@@ -387,7 +392,11 @@ class PiCamera(Camera):
         mapping = self._mapped_array(loan.request, name, **self._map_args)
         buffer = mapping.__enter__().array
         loan.mappings.append(mapping)
-        return yuv420_arrays(buffer, size, stride)
+        planes = yuv420_arrays(buffer, size, stride)
+        if not self._writable:  # the renderer copies what it must draw on
+            for plane in planes:
+                plane.setflags(write=False)
+        return planes
 
     def _give_back(self, loan: _Loan) -> None:
         """Return a lent request to the camera; once, whoever asks first."""

@@ -94,31 +94,31 @@ def stamp(planes: Planes, st: Stamp, shared: bool) -> tuple[Planes, Callable[[],
     Planes that cannot be written (a camera's read-only map) are copied first."""
     if not all(p.flags.writeable for p in planes):
         planes, shared = Planes(*(np.array(p) for p in planes)), False
-    canvas = st.cache.get("planes")
-    if canvas is None:
-        canvas = st.cache["planes"] = _canvas(st)
-    ymul, yadd, cmul, uadd, vadd = canvas
+    canvas = _Canvas.of(st)
     x0, y0 = st.bounds[:2]
     saved: list[tuple[np.ndarray, np.ndarray]] = []
-    for plane, mul, add, k in (
-        (planes.y, ymul, yadd, 1),
-        (planes.u, cmul, uadd, 2),
-        (planes.v, cmul, vadd, 2),
+    for plane, weights, channels, scratch, k in (
+        (planes.y, canvas.luma, (1,), canvas.scratch[0], 1),
+        (planes.u, canvas.chroma, (1,), canvas.scratch[1], 2),
+        (planes.v, canvas.chroma, (2,), canvas.scratch[1], 2),
     ):
         left, top = x0 // k, y0 // k
         xs, ys = max(0, left), max(0, top)
-        xe = min(plane.shape[1], left + mul.shape[1])
-        ye = min(plane.shape[0], top + mul.shape[0])
+        xe = min(plane.shape[1], left + weights.shape[1])
+        ye = min(plane.shape[0], top + weights.shape[0])
         if xe <= xs or ye <= ys:
             continue
         region = plane[ys:ye, xs:xe]
-        window = (slice(ys - top, ye - top), slice(xs - left, xe - left))
+        window = weights[ys - top : ye - top, xs - left : xe - left]
         if shared:
             saved.append((region, region.copy()))
-        t = np.multiply(region, mul[window], dtype=np.uint16)
-        t += add[window]
-        t >>= 8
-        region[...] = t
+        t = scratch[: ye - ys, : xe - xs]
+        # (p * (256 - inverse) + add) >> 8, in a buffer kept between frames.
+        np.subtract(256, window[..., 0], out=t)
+        np.multiply(t, region, out=t)
+        np.add(t, window[..., channels[0]], out=t)
+        np.right_shift(t, 8, out=t)
+        np.copyto(region, t, casting="unsafe")
 
     def undo() -> None:
         for region, pixels in saved:
@@ -127,38 +127,95 @@ def stamp(planes: Planes, st: Stamp, shared: bool) -> tuple[Planes, Callable[[],
     return planes, undo
 
 
-def _canvas(st: Stamp) -> tuple[np.ndarray, ...]:
-    """The caption as per-pixel weights over its bounds: a plane's pixel p becomes
-    (p * mul + add) >> 8, for Y and (at half size) for Cb and Cr. Each piece's weights
-    are computed once; where pieces overlap the heavier weight wins."""
-    x0, y0, x1, y1 = st.bounds
-    fill, back = _ycc(st.fill), _ycc(st.back)
-    opacity = st.opacity if st.box else 0.0
-    # [256 - mul, add]: both grow with the caption's coverage, so np.maximum merges them.
-    luma = np.zeros((y1 - y0, x1 - x0, 2), np.uint16)
-    chroma = np.zeros(((y1 - y0) // 2, (x1 - x0) // 2, 3), np.uint16)
-    luma[...] = _weights(np.float32(0), np.float32(0), opacity, fill[:1], back[:1])
-    chroma[...] = _weights(np.float32(0), np.float32(0), opacity, fill[1:], back[1:])
-    for piece, px, py in st.pieces:
-        rx, ry = px - x0, py - y0
+class _Canvas:
+    """A caption's weights over its bounds: a plane's pixel p becomes
+    (p * (256 - inverse) + add) >> 8, for Y in `luma` ([inverse, add]) and at half size
+    for Cb and Cr in `chroma` ([inverse, add Cb, add Cr]). Both grow with the caption's
+    coverage, so where pieces overlap np.maximum merges them. Kept for the next frame of
+    the same size, whose caption mostly differs in a digit or two: only the columns of
+    pieces that changed are drawn again."""
+
+    def __init__(self, st: Stamp) -> None:
+        x0, y0, x1, y1 = st.bounds
+        self.key = (st.bounds, st.fill, st.back, st.box, st.opacity)
+        self.fill, self.back = _ycc(st.fill), _ycc(st.back)
+        self.opacity = st.opacity if st.box else 0.0
+        zero = np.float32(0)
+        self.blank = (
+            _weights(zero, zero, self.opacity, self.fill[:1], self.back[:1]),
+            _weights(zero, zero, self.opacity, self.fill[1:], self.back[1:]),
+        )
+        self.luma = np.empty((y1 - y0, x1 - x0, 2), np.uint16)
+        self.chroma = np.empty(((y1 - y0) // 2, (x1 - x0) // 2, 3), np.uint16)
+        self.scratch = (
+            np.empty(self.luma.shape[:2], np.uint16),
+            np.empty(self.chroma.shape[:2], np.uint16),
+        )
+        self.pieces: list[tuple[Piece, int, int]] = []
+
+    @classmethod
+    def of(cls, st: Stamp) -> _Canvas:
+        canvas = st.memo.get("planes")
+        if not isinstance(canvas, _Canvas) or canvas.key != (
+            st.bounds,
+            st.fill,
+            st.back,
+            st.box,
+            st.opacity,
+        ):
+            canvas = st.memo["planes"] = cls(st)
+        canvas.draw(st)
+        return canvas
+
+    def draw(self, st: Stamp) -> None:
+        """Bring the weights to `st`'s pieces, redrawing the columns that changed."""
+        old, new = self.pieces, st.pieces
+        if old is new:
+            return
+        x0 = st.bounds[0]
+        width = self.luma.shape[1]
+        if len(old) != len(new):
+            spans = [(0, width)]
+        else:
+            spans = [
+                (min(a[1], b[1]) - x0, max(a[1] + a[0].fg.width, b[1] + b[0].fg.width) - x0)
+                for a, b in zip(old, new, strict=True)
+                if a[0] is not b[0] or a[1] != b[1]
+            ]
+        merged: list[list[int]] = []
+        for start, end in sorted(spans):
+            start, end = start - start % 2, end + end % 2  # whole chroma samples
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        placed = [(piece, x - x0, y - st.bounds[1]) for piece, x, y in new]
+        for start, end in merged:
+            self.luma[:, start:end] = self.blank[0]
+            self.chroma[:, start // 2 : end // 2] = self.blank[1]
+            for piece, rx, ry in placed:
+                if rx < end and rx + piece.fg.width > start:
+                    self._piece(piece, rx, ry, start, end)
+        self.pieces = new
+
+    def _piece(self, piece: Piece, rx: int, ry: int, start: int, end: int) -> None:
+        """Merge a piece at (rx, ry) into the columns from `start` to `end` (even)."""
         phase = rx % 2
-        key = (st.fill, st.back, opacity, phase)
+        key = (self.fill, self.back, self.opacity, phase)
         weights = piece.cache.get(key)
         if weights is None:
-            weights = piece.cache[key] = _piece_weights(piece, phase, opacity, fill, back)
-        pl, pc = weights
-        target = luma[ry : ry + pl.shape[0], rx : rx + pl.shape[1]]
-        np.maximum(target, pl, out=target)
-        cx, cy = (rx - phase) // 2, ry // 2
-        target = chroma[cy : cy + pc.shape[0], cx : cx + pc.shape[1]]
-        np.maximum(target, pc, out=target)
-    return (
-        256 - luma[..., 0],
-        np.ascontiguousarray(luma[..., 1]),
-        256 - chroma[..., 0],
-        np.ascontiguousarray(chroma[..., 1]),
-        np.ascontiguousarray(chroma[..., 2]),
-    )
+            weights = piece.cache[key] = _piece_weights(
+                piece, phase, self.opacity, self.fill, self.back
+            )
+        for canvas, pw, x, k in (
+            (self.luma, weights[0], rx, 1),
+            (self.chroma, weights[1], (rx - phase) // 2, 2),
+        ):
+            y = ry // k
+            a, b = max(x, start // k), min(x + pw.shape[1], end // k)
+            if a < b:
+                target = canvas[y : y + pw.shape[0], a:b]
+                np.maximum(target, pw[:, a - x : b - x], out=target)
 
 
 def _piece_weights(

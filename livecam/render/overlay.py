@@ -61,7 +61,8 @@ class Piece:
 class Stamp:
     """A caption placed on an image of `size`: each piece at (x, y), the line box's top
     left corner; `bounds` (x0, y0, x1, y1), even, covers them and the `box`, if any
-    (the translucent background). The colours are RGB."""
+    (the translucent background). The colours are RGB. `memo` is shared by the stamps of
+    one size: what a render path keeps from one frame's caption to the next."""
 
     size: Size
     text: str
@@ -71,7 +72,7 @@ class Stamp:
     fill: tuple[int, int, int]
     back: tuple[int, int, int]
     opacity: float
-    cache: dict[Any, Any] = field(default_factory=dict)
+    memo: dict[Any, Any] = field(default_factory=dict)
 
 
 class Overlay:
@@ -88,6 +89,7 @@ class Overlay:
         self._pieces: dict[tuple[str, int, int], Piece] = {}
         self._placements: dict[tuple[str, str, int], tuple[Piece, float]] = {}
         self._stamps: dict[tuple[str, Size], Stamp] = {}
+        self._memos: dict[Size, dict[Any, Any]] = {}
 
     # --- the text ----------------------------------------------------------------
 
@@ -163,6 +165,8 @@ class Overlay:
         right = max([x + width + pad, *(px_ + p.fg.width for p, px_, _ in pieces)])
         x0, y0 = left - left % 2, y - pad
         x1, y1 = right + right % 2, y + line + pad
+        if len(self._memos) > 32:
+            self._memos.clear()
         return Stamp(
             size,
             text,
@@ -172,6 +176,7 @@ class Overlay:
             cfg.colour,
             cfg.background_colour,
             cfg.box_opacity,
+            self._memos.setdefault(size, {}),
         )
 
     def _place(self, units: list[str], px: int) -> tuple[float, list[tuple[Piece, int]]]:
