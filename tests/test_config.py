@@ -14,7 +14,7 @@ import pytest
 from livecam import cli, config
 from livecam.errors import ConfigError
 
-from .conftest import PUBLISHER, run_cli, write_config
+from .conftest import PUBLISHER, ROOT, run_cli, write_config
 
 LOCAL = '[target]\nkind = "local"\npath = "/tmp/livecam-never-written"\n'
 
@@ -221,6 +221,48 @@ BAD_CONFIGS = [
         "camera.timeout: must be longer than camera.exposure_time (20 s), got 10",
     ),
     ("invalid-toml", "[camera\nwidth = 1\n", "invalid TOML: "),
+    (
+        "overlay-font-missing",
+        '[overlay]\nfont = "/nonexistent/Font.ttf"\n' + LOCAL,
+        "overlay.font: must be a .ttf, .otf or .ttc font file: no such file, "
+        'got "/nonexistent/Font.ttf"',
+    ),
+    (
+        "overlay-font-not-a-font",
+        f'[overlay]\nfont = "{ROOT / "README.md"}"\n' + LOCAL,
+        "overlay.font: must be a .ttf, .otf or .ttc font file: cannot read it as a font",
+    ),
+    (
+        "overlay-unknown-field",
+        '[overlay]\ntext = "{title} {temperature}"\n' + LOCAL,
+        "overlay.text: has an unknown field {temperature} (allowed: {title}, {seq}, ",
+    ),
+    (
+        "overlay-bad-format-spec",
+        '[overlay]\ntext = "{lux:d}"\n' + LOCAL,
+        "overlay.text: {lux:d}: Unknown format code 'd'",
+    ),
+    (
+        "overlay-position",
+        '[overlay]\nposition = "middle"\n' + LOCAL,
+        'overlay.position: must be one of "top-left", "top-right", "bottom-left", '
+        '"bottom-right", "top", "bottom", got "middle"',
+    ),
+    (
+        "overlay-timezone",
+        '[overlay]\ntimezone = "Mars/Olympus"\n' + LOCAL,
+        'overlay.timezone: must be "local", "UTC" or a time zone name',
+    ),
+    (
+        "overlay-colour",
+        '[overlay]\ncolour = "glow"\n' + LOCAL,
+        'overlay.colour: must be a colour name or "#rrggbb", got "glow"',
+    ),
+    (
+        "variant-overlay",
+        '[[variants]]\nname = "a.jpeg"\noverlay = "no"\n' + LOCAL,
+        'variants[0].overlay: must be true or false, got "no"',
+    ),
 ]
 
 

@@ -23,9 +23,11 @@ from livecam.camera import picam as picam_mod
 from livecam.camera.base import Frame
 from livecam.camera.picam import PiCamera, lores_size
 from livecam.camera.yuv import to_image
+from livecam.config import OverlayConfig
 from livecam.errors import CameraError, RenderError
 from livecam.loop import Publisher
 from livecam.render import Renderer
+from livecam.render.overlay import Overlay
 from livecam.targets.local import LocalTarget
 
 from .conftest import PUBLISHER, ROOT, run_cli, write_config
@@ -226,6 +228,36 @@ def test_the_frame_planes_are_the_camera_buffer_with_its_padded_rows(fake: Any) 
     # No copy: the camera has refilled the buffer the planes view.
     assert y[10, 10] == 0x11
     cam.close()
+
+
+def test_the_overlay_gets_writable_planes_and_the_frames_metadata(fake: Any) -> None:
+    """With the overlay on, the buffers are mapped for writing (it draws in place, then
+    restores them; a read-only map would skip the cache write-back); otherwise they are
+    read-only and the renderer copies what it draws on. The request's metadata rides
+    along for the overlay's fields."""
+    fake()
+    for writable in (False, True):
+        cam = PiCamera(camera_cfg().camera, config.DEFAULT_VARIANTS, writable=writable)
+        frame = cam.capture()
+        request = cam._loans[0].request
+        assert frame.planes is not None and frame.lores is not None
+        assert request.map_writes == [writable, writable]
+        assert all(p.flags.writeable == writable for p in (*frame.planes, *frame.lores))
+        assert frame.metadata["ExposureTime"] > 0 and frame.metadata["Lux"] == 400.0
+        assert frame.metadata["ColourTemperature"] == 5600
+        ov = Overlay(
+            OverlayConfig(enabled=True, text="{exposure} {gain} {lux} {colour_temperature}")
+        )
+        assert ov.text(frame.captured_at, 1, frame.metadata) == "1/50 s 1.0 400 5600"
+        r = Renderer(config.DEFAULT_VARIANTS, overlay=ov)
+        before = [p.copy() for p in frame.planes]
+        try:
+            assert len(r.render(frame, seq=1)) == 3
+        finally:
+            r.close()
+        assert all((a == b).all() for a, b in zip(before, frame.planes, strict=True))
+        frame.release()
+        cam.close()
 
 
 # --- rotation and flips are the ISP's --------------------------------------------------

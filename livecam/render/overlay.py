@@ -39,7 +39,7 @@ FALLBACK_FONTS = (
     "wqy-microhei.ttc",
 )
 # Below this many pixels of text height digits run together: a tiny variant gets this.
-MIN_PX = 10
+MIN_PX = 16
 # A code point no font maps: what each font draws for a character it lacks.
 MISSING = "\uffff"
 _CACHE_LIMIT = 4096  # pieces and advances kept per overlay; cleared when exceeded

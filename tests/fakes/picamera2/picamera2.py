@@ -354,6 +354,7 @@ class Picamera2:
             "AnalogueGain": float(self.controls.get("AnalogueGain") or 1.0),
             "DigitalGain": 1.0,
             "Lux": 400.0,
+            "ColourTemperature": 5600,
             "FrameDuration": 33333,
         }
         return CompletedRequest(self, buffers, metadata, index)

@@ -53,6 +53,7 @@ class CompletedRequest:
         self.stream_map = {name: name for name in buffers}
         self.buffers = buffers
         self.metadata = metadata
+        self.map_writes: list[bool] = []
         self.stop_count = picam2.stop_count
         self.mapped = 0
         scenario.current.requests_out += 1
@@ -122,6 +123,7 @@ class MappedArray:
         self.__request = request
         self.__stream = stream
         self.__reshape = reshape
+        self.__write = write
         self.__array: np.ndarray | None = None
 
     def __enter__(self) -> MappedArray:
@@ -132,6 +134,7 @@ class MappedArray:
         if self.__reshape:
             array = make_array_shared(buffer, request.config[self.__stream])
         request.mapped += 1
+        request.map_writes.append(self.__write)  # write=False skips the cache write-back
         self.__array = array
         return self
 
