@@ -151,6 +151,21 @@ if ! "$PY" -c 'import picamera2' 2>/dev/null; then
     say "      run: sudo apt install -y python3-picamera2 --no-install-recommends"
 fi
 
+# The overlay's fonts: DejaVu Sans (on Raspberry Pi OS already, not on every Lite
+# image) and a small CJK fallback; Pillow's own font has Latin letters only.
+fonts=""
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || fonts="$fonts fonts-dejavu-core"
+[ -e /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] ||
+    fonts="$fonts fonts-droid-fallback"
+if [ -n "$fonts" ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        # shellcheck disable=SC2086 # $fonts is a list of package names
+        run apt-get install -y -qq --no-install-recommends $fonts
+    else
+        say "note: the overlay wants the fonts:$fonts (install them with your package manager)"
+    fi
+fi
+
 # --- user --------------------------------------------------------------------------
 
 if ! id -u "$NAME" >/dev/null 2>&1; then
