@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 from PIL import Image, ImageChops, ImageStat
 
-from livecam.camera.base import Frame
+from livecam.camera.base import Frame, Planes
 from livecam.camera.picam import lores_size
 from livecam.camera.yuv import to_image
-from livecam.config import DEFAULT_VARIANTS, VariantConfig
+from livecam.config import DEFAULT_VARIANTS, OverlayConfig, VariantConfig
 from livecam.render import Renderer, fast
+from livecam.render.overlay import Overlay
 from livecam.testimage import photo_like
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,41 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
+def overlay_jobs(
+    variants: Sequence[VariantConfig], photo: Image.Image, lores: tuple[int, int] | None
+) -> tuple[Renderer, Callable[[], object], Callable[[], object]]:
+    """ "new" with the default overlay on every variant, a second later each frame so
+    the caption always changes, after a warm-up minute; the planes writable, as a Pi
+    camera maps them with the overlay on. And the overlay alone: its text, layout and
+    compositing into planes of each size, what "new, overlay" adds but the encoder's
+    work on the letters."""
+    overlay = Overlay(OverlayConfig(enabled=True), "bench")
+    renderer = Renderer(variants, overlay=overlay)
+    frame = planes_frame(photo, lores)
+    frame.planes, frame.lores = (
+        None if p is None else Planes(*(a.copy() for a in p)) for p in (frame.planes, frame.lores)
+    )
+    sizes = {v.size_for(*photo.size) for v in variants}
+    planes = {s: Planes(*(p.copy() for p in fast.planes_of(photo.resize(s)))) for s in sizes}
+
+    def job() -> object:
+        frame.captured_at += timedelta(seconds=1)
+        return renderer.render(frame)
+
+    def alone() -> object:
+        frame.captured_at += timedelta(seconds=1)
+        text = overlay.text(frame.captured_at, 1, {})
+        for size, pixels in planes.items():
+            stamp = overlay.stamp(text, size)
+            assert stamp is not None
+            fast.stamp(pixels, stamp, True)[1]()
+        return text
+
+    for _ in range(60):  # a minute: each digit drawn once per size, as in a long run
+        job()
+    return renderer, job, alone
+
+
 def quality_margin(photo: Image.Image, variants: Sequence[VariantConfig]) -> float:
     """The worst variant's PSNR against LANCZOS from full, minus that of Pillow's
     BILINEAR from full (both with 4:2:0 chroma); negative is worse."""
@@ -155,10 +191,13 @@ def bench_size(size: tuple[int, int], runs: int, old: Any, log: Callable[[str], 
         lores = lores_size(size, variants)
         new = Renderer(variants)
         pillow = Renderer(variants, fast=False)
+        stamped, stamp_job, stamp_alone = overlay_jobs(variants, photo, lores)
         jobs: dict[str, Callable[[], object]] = {
             "bound": partial(run_all, bound_jobs(photo, variants)),
             "new": partial(new.render, planes_frame(photo, lores)),
             "new, no lores": partial(new.render, planes_frame(photo, None)),
+            "new, overlay": stamp_job,
+            "overlay alone": stamp_alone,
             "pillow": partial(pillow.render, Frame(photo, datetime.now(UTC))),
         }
         if old is not None:
@@ -176,6 +215,7 @@ def bench_size(size: tuple[int, int], runs: int, old: Any, log: Callable[[str], 
                 samples[k].run(jobs[k])
         new.close()
         pillow.close()
+        stamped.close()
         b = samples["bound"].ms()[0]
         row: dict[str, Any] = {"lores": None if lores is None else f"{lores[0]}x{lores[1]}"}
         for k, s in samples.items():

@@ -95,30 +95,28 @@ def stamp(planes: Planes, st: Stamp, shared: bool) -> tuple[Planes, Callable[[],
     if not all(p.flags.writeable for p in planes):
         planes, shared = Planes(*(np.array(p) for p in planes)), False
     canvas = _Canvas.of(st)
-    x0, y0 = st.bounds[:2]
+    x0 = st.bounds[0]
+    y0 = st.bounds[1] + canvas.rows[0]
     saved: list[tuple[np.ndarray, np.ndarray]] = []
-    for plane, weights, channels, scratch, k in (
-        (planes.y, canvas.luma, (1,), canvas.scratch[0], 1),
-        (planes.u, canvas.chroma, (1,), canvas.scratch[1], 2),
-        (planes.v, canvas.chroma, (2,), canvas.scratch[1], 2),
+    for plane, mul, add, k in (
+        (planes.y, canvas.mul[0], canvas.add[0], 1),
+        (planes.u, canvas.mul[1], canvas.add[1], 2),
+        (planes.v, canvas.mul[1], canvas.add[2], 2),
     ):
+        first, last = (r // k for r in canvas.rows)
         left, top = x0 // k, y0 // k
         xs, ys = max(0, left), max(0, top)
-        xe = min(plane.shape[1], left + weights.shape[1])
-        ye = min(plane.shape[0], top + weights.shape[0])
+        xe = min(plane.shape[1], left + mul.shape[1])
+        ye = min(plane.shape[0], top + last - first)
         if xe <= xs or ye <= ys:
             continue
         region = plane[ys:ye, xs:xe]
-        window = weights[ys - top : ye - top, xs - left : xe - left]
+        window = (slice(first + ys - top, first + ye - top), slice(xs - left, xe - left))
         if shared:
             saved.append((region, region.copy()))
-        t = scratch[: ye - ys, : xe - xs]
-        # (p * (256 - inverse) + add) >> 8, in a buffer kept between frames.
-        np.subtract(256, window[..., 0], out=t)
-        np.multiply(t, region, out=t)
-        np.add(t, window[..., channels[0]], out=t)
-        np.right_shift(t, 8, out=t)
-        np.copyto(region, t, casting="unsafe")
+        # p * mul / 255 + add, rounded and saturated, in place.
+        cv2.multiply(region, mul[window], dst=region, scale=1 / 255)
+        cv2.add(region, add[window], dst=region)
 
     def undo() -> None:
         for region, pixels in saved:
@@ -128,12 +126,12 @@ def stamp(planes: Planes, st: Stamp, shared: bool) -> tuple[Planes, Callable[[],
 
 
 class _Canvas:
-    """A caption's weights over its bounds: a plane's pixel p becomes
-    (p * (256 - inverse) + add) >> 8, for Y in `luma` ([inverse, add]) and at half size
-    for Cb and Cr in `chroma` ([inverse, add Cb, add Cr]). Both grow with the caption's
-    coverage, so where pieces overlap np.maximum merges them. Kept for the next frame of
-    the same size, whose caption mostly differs in a digit or two: only the columns of
-    pieces that changed are drawn again."""
+    """A caption's weights over its bounds: a plane's pixel p becomes p * mul / 255 + add,
+    for Y and, at half size, for Cb and Cr. Pieces are merged as [255 - mul, add...]
+    (`luma`, `chroma`): both grow with the caption's coverage, so where pieces overlap
+    np.maximum merges them. Kept for the next frame of the same size, whose caption
+    mostly differs in a digit or two: only the columns of the pieces that changed are
+    drawn again."""
 
     def __init__(self, st: Stamp) -> None:
         x0, y0, x1, y1 = st.bounds
@@ -145,24 +143,20 @@ class _Canvas:
             _weights(zero, zero, self.opacity, self.fill[:1], self.back[:1]),
             _weights(zero, zero, self.opacity, self.fill[1:], self.back[1:]),
         )
-        self.luma = np.empty((y1 - y0, x1 - x0, 2), np.uint16)
-        self.chroma = np.empty(((y1 - y0) // 2, (x1 - x0) // 2, 3), np.uint16)
-        self.scratch = (
-            np.empty(self.luma.shape[:2], np.uint16),
-            np.empty(self.chroma.shape[:2], np.uint16),
-        )
+        h, w = y1 - y0, x1 - x0
+        self.luma = np.empty((h, w, 2), np.uint8)
+        self.chroma = np.empty((h // 2, w // 2, 3), np.uint8)
+        # The same, each channel contiguous, as OpenCV takes them.
+        self.mul = (np.empty((h, w), np.uint8), np.empty((h // 2, w // 2), np.uint8))
+        self.add = tuple(np.empty_like(m) for m in (self.mul[0], self.mul[1], self.mul[1]))
+        self.rows = (0, h)  # the rows with anything drawn (even)
         self.pieces: list[tuple[Piece, int, int]] = []
 
     @classmethod
     def of(cls, st: Stamp) -> _Canvas:
         canvas = st.memo.get("planes")
-        if not isinstance(canvas, _Canvas) or canvas.key != (
-            st.bounds,
-            st.fill,
-            st.back,
-            st.box,
-            st.opacity,
-        ):
+        key = (st.bounds, st.fill, st.back, st.box, st.opacity)
+        if not isinstance(canvas, _Canvas) or canvas.key != key:
             canvas = st.memo["planes"] = cls(st)
         canvas.draw(st)
         return canvas
@@ -172,15 +166,15 @@ class _Canvas:
         old, new = self.pieces, st.pieces
         if old is new:
             return
-        x0 = st.bounds[0]
+        x0, y0 = st.bounds[:2]
         width = self.luma.shape[1]
         if len(old) != len(new):
             spans = [(0, width)]
         else:
             spans = [
-                (min(a[1], b[1]) - x0, max(a[1] + a[0].fg.width, b[1] + b[0].fg.width) - x0)
+                (min(a[1], b[1]) - x0, max(a[1] + a[0].width, b[1] + b[0].width) - x0)
                 for a, b in zip(old, new, strict=True)
-                if a[0] is not b[0] or a[1] != b[1]
+                if a[1] != b[1] or a[0] is not b[0]
             ]
         merged: list[list[int]] = []
         for start, end in sorted(spans):
@@ -189,14 +183,22 @@ class _Canvas:
                 merged[-1][1] = max(merged[-1][1], end)
             else:
                 merged.append([start, end])
-        placed = [(piece, x - x0, y - st.bounds[1]) for piece, x, y in new]
         for start, end in merged:
             self.luma[:, start:end] = self.blank[0]
             self.chroma[:, start // 2 : end // 2] = self.blank[1]
-            for piece, rx, ry in placed:
-                if rx < end and rx + piece.fg.width > start:
-                    self._piece(piece, rx, ry, start, end)
+            for piece, x, y in new:
+                rx = x - x0
+                if rx >= end:
+                    break  # the pieces run left to right
+                if rx + piece.width > start:
+                    self._piece(piece, rx, y - y0, start, end)
+            for k, merged_, channels in ((1, self.luma, (1,)), (2, self.chroma, (1, 2))):
+                cols = slice(start // k, end // k)
+                np.subtract(255, merged_[:, cols, 0], out=self.mul[k - 1][:, cols])
+                for c in channels:
+                    np.copyto(self.add[c - 1 + k - 1][:, cols], merged_[:, cols, c])
         self.pieces = new
+        self.rows = st.ink
 
     def _piece(self, piece: Piece, rx: int, ry: int, start: int, end: int) -> None:
         """Merge a piece at (rx, ry) into the columns from `start` to `end` (even)."""
@@ -221,7 +223,7 @@ class _Canvas:
 def _piece_weights(
     piece: Piece, phase: int, opacity: float, fill: tuple[int, ...], back: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A piece's [256 - mul, add] for Y, and for Cb and Cr with its left edge `phase`
+    """A piece's [255 - mul, add] for Y, and for Cb and Cr with its left edge `phase`
     pixels into a chroma sample."""
     fg = np.asarray(piece.fg, np.float32) / 255
     # Under the text: its outline, else the box (or nothing).
@@ -240,18 +242,16 @@ def _piece_weights(
 def _weights(
     fg: Any, bg: Any, opacity: float | None, fill: tuple[int, ...], back: tuple[int, ...]
 ) -> np.ndarray:
-    """[256 - mul, add] per pixel (last axis), for text coverage `fg` over a background
+    """[255 - mul, add] per pixel (last axis), for text coverage `fg` over a background
     of coverage `bg` (`opacity` instead, when given), in the colours' channels."""
     fg = np.asarray(fg, np.float32)
     bg = np.asarray(bg if opacity is None else np.full_like(fg, opacity), np.float32)
     keep = (1 - bg) * (1 - fg)  # the share of the picture left under the caption
-    inverse = np.rint(256 * (1 - keep))
-    out = [inverse]
+    out = [np.rint(255 * (1 - keep))]
     for f, b in zip(fill, back, strict=True):
-        add = np.rint(256 * (b * bg * (1 - fg) + f * fg)) + 128
-        # Rounding must not carry p * mul + add past 16 bits.
-        out.append(np.minimum(add, 65535 - 255 * (256 - inverse)))
-    return np.stack(out, axis=-1).astype(np.uint16)
+        out.append(np.rint(b * bg * (1 - fg) + f * fg))
+    weights: np.ndarray = np.clip(np.stack(out, axis=-1), 0, 255).astype(np.uint8)
+    return weights
 
 
 def _ycc(rgb: tuple[int, int, int]) -> tuple[int, ...]:

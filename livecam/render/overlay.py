@@ -49,11 +49,14 @@ _CACHE_LIMIT = 4096  # pieces and advances kept per overlay; cleared when exceed
 class Piece:
     """Text rasterised once: `fg`, the glyphs' coverage, and `bg`, the outline's (an "L"
     image each, `bg` None without an outline), on the caption's line box; `dx` is their
-    left edge from the pen position. `cache` holds what a render path derives from them."""
+    left edge from the pen position, `width` theirs, `ink` the rows from the first with
+    ink to past the last. `cache` holds what a render path derives from them."""
 
     fg: Image.Image
     bg: Image.Image | None
     dx: int
+    width: int = 0
+    ink: tuple[int, int] = (0, 0)
     cache: dict[Any, Any] = field(default_factory=dict)
 
 
@@ -61,8 +64,9 @@ class Piece:
 class Stamp:
     """A caption placed on an image of `size`: each piece at (x, y), the line box's top
     left corner; `bounds` (x0, y0, x1, y1), even, covers them and the `box`, if any
-    (the translucent background). The colours are RGB. `memo` is shared by the stamps of
-    one size: what a render path keeps from one frame's caption to the next."""
+    (the translucent background). The colours are RGB. `ink`: the rows from `bounds`'
+    top with anything to draw (even). `memo` is shared by the stamps of one size: what a
+    render path keeps from one frame's caption to the next."""
 
     size: Size
     text: str
@@ -72,6 +76,7 @@ class Stamp:
     fill: tuple[int, int, int]
     back: tuple[int, int, int]
     opacity: float
+    ink: tuple[int, int] = (0, 0)
     memo: dict[Any, Any] = field(default_factory=dict)
 
 
@@ -147,24 +152,25 @@ class Overlay:
         w, h = size
         px = max(MIN_PX, round(cfg.size * h))
         units = _units(text)
-        pen, placed = self._place(units, px)
+        pen, placed, extent = self._place(units, px)
         margin = max(2, round(px * 0.4))
         if pen + 2 * margin > w and px > MIN_PX:  # too wide: smaller, once
             px = max(MIN_PX, int(px * (w - 2 * margin) / pen))
-            pen, placed = self._place(units, px)
+            pen, placed, extent = self._place(units, px)
             margin = max(2, round(px * 0.4))
         line = self._line_height(px)
-        pad = round(px * 0.2) if cfg.background == "box" else 0
+        pad = 2 * round(px * 0.1) if cfg.background == "box" else 0
         width = round(pen)
         vertical, _, horizontal = cfg.position.partition("-")
         x = {"left": margin, "right": w - margin - width}.get(horizontal, (w - width) // 2)
         y = margin if vertical == "top" else h - margin - line
         x, y = x - x % 2, y - y % 2  # chroma samples cover 2x2 pixels: start on one
         pieces = [(piece, x + dx, y) for piece, dx in placed]
-        left = min([x - pad, *(px_ for _, px_, _ in pieces)])
-        right = max([x + width + pad, *(px_ + p.fg.width for p, px_, _ in pieces)])
+        left, right, top, bottom = extent
+        left, right = min(x - pad, x + left), max(x + width + pad, x + right)
         x0, y0 = left - left % 2, y - pad
         x1, y1 = right + right % 2, y + line + pad
+        ink = (0, y1 - y0) if cfg.background == "box" else (pad + top, pad + bottom)
         if len(self._memos) > 32:
             self._memos.clear()
         return Stamp(
@@ -176,19 +182,29 @@ class Overlay:
             cfg.colour,
             cfg.background_colour,
             cfg.box_opacity,
+            (ink[0] - ink[0] % 2, min(y1 - y0, ink[1] + ink[1] % 2)),
             self._memos.setdefault(size, {}),
         )
 
-    def _place(self, units: list[str], px: int) -> tuple[float, list[tuple[Piece, int]]]:
-        """Each unit's piece and its left edge from the start; the pen's end."""
+    def _place(
+        self, units: list[str], px: int
+    ) -> tuple[float, list[tuple[Piece, int]], tuple[int, int, int, int]]:
+        """Each unit's piece and its left edge from the start; the pen's end; the left,
+        right, top and bottom of the ink (top and bottom from the line box's top)."""
         pen = 0.0
         placed: list[tuple[Piece, int]] = []
         known = self._placements
+        left = right = 0
+        top, bottom = 1 << 30, 0
         for unit, after in zip(units, [*units[1:], ""], strict=True):
-            hit = known.get((unit, after, px)) or self._placement(unit, after, px)
-            placed.append((hit[0], round(pen) + hit[0].dx))
-            pen += hit[1]
-        return pen, placed
+            piece, advance = known.get((unit, after, px)) or self._placement(unit, after, px)
+            x = round(pen) + piece.dx
+            placed.append((piece, x))
+            pen += advance
+            left, right = min(left, x), max(right, x + piece.width)
+            if piece.ink[1]:
+                top, bottom = min(top, piece.ink[0]), max(bottom, piece.ink[1])
+        return pen, placed, (left, right, min(top, bottom), bottom)
 
     def _placement(self, unit: str, after: str, px: int) -> tuple[Piece, float]:
         """`unit`'s piece and the pen's move past it, kerned against the unit `after` it
@@ -229,7 +245,8 @@ class Overlay:
             ImageDraw.Draw(bg).text(
                 origin, unit, font=font, fill=255, anchor="ls", stroke_width=stroke, stroke_fill=255
             )
-        return Piece(fg, bg, left)
+        box = (bg or fg).getbbox()
+        return Piece(fg, bg, left, size[0], (box[1], box[3]) if box else (0, 0))
 
     # --- fonts -------------------------------------------------------------------
 
