@@ -198,12 +198,20 @@ class Overlay:
         top, bottom = 1 << 30, 0
         for unit, after in zip(units, [*units[1:], ""], strict=True):
             piece, advance = known.get((unit, after, px)) or self._placement(unit, after, px)
-            x = round(pen) + piece.dx
+            x = int(pen + 0.5) + piece.dx
             placed.append((piece, x))
             pen += advance
-            left, right = min(left, x), max(right, x + piece.width)
-            if piece.ink[1]:
-                top, bottom = min(top, piece.ink[0]), max(bottom, piece.ink[1])
+            # Comparisons, not min() and max(): this runs for every character of a frame.
+            if x < left:
+                left = x
+            if x + piece.width > right:
+                right = x + piece.width
+            first, last = piece.ink
+            if last:
+                if first < top:
+                    top = first
+                if last > bottom:
+                    bottom = last
         return pen, placed, (left, right, min(top, bottom), bottom)
 
     def _placement(self, unit: str, after: str, px: int) -> tuple[Piece, float]:
