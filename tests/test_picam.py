@@ -544,10 +544,10 @@ class ClosingRenderer(Renderer):
 
     close_camera: Callable[[], None] | None = None
 
-    def render(self, frame: Frame, names: Any = None) -> list[Any]:
+    def render(self, frame: Frame, names: Any = None, **kw: Any) -> list[Any]:
         assert self.close_camera is not None
         self.close_camera()
-        return super().render(frame, names)
+        return super().render(frame, names, **kw)
 
 
 def test_a_frame_rendered_while_the_camera_closes_is_published_whole(
