@@ -210,7 +210,12 @@ def s3_get(endpoint: str, bucket: str, prefix: str) -> Callable[[str], bytes | N
 
 
 @pytest.mark.parametrize(
-    "every", [pytest.param(600, id="every-10-min"), pytest.param(60, marks=pytest.mark.slow)]
+    "every",
+    [
+        pytest.param(600, id="every-10-min"),
+        # 8,640 frames and their indexes through moto: minutes on a busy machine.
+        pytest.param(60, marks=[pytest.mark.slow, pytest.mark.timeout(1800)]),
+    ],
 )
 def test_three_days_on_s3(moto_server: MotoServer, bucket: str, every: int) -> None:
     s3 = s3_client(moto_server.url)
