@@ -70,6 +70,7 @@ def test_a_day_becomes_an_mp4_of_every_frame(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes of encoding on a busy machine
 def test_a_day_of_1440_frames_at_720p(tmp_path: Path) -> None:
     timelapse_rss.archive_day(tmp_path / "t", 1440, (1280, 720))
     result = run_cli("timelapse", "-c", str(timelapse_rss.write_config(tmp_path / "t")),
@@ -85,6 +86,7 @@ def test_video_size_is_even_and_at_most_1920_wide() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes of encoding on a busy machine
 def test_peak_memory_does_not_grow_with_the_day(tmp_path: Path) -> None:
     rss, late = {}, []
     for n in (200, 1440):
