@@ -164,7 +164,7 @@ def test_the_live_cadence_holds_while_a_timelapse_is_made(tmp_path: Path) -> Non
     separate nice process; frames keep their 1 s interval meanwhile."""
     directory = tmp_path / "t"
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    timelapse_rss.archive_day(directory, 80, (1280, 720), day=yesterday)  # encodes for seconds
+    timelapse_rss.archive_day(directory, 200, (1280, 720), day=yesterday)  # encodes for seconds
     path = timelapse_rss.write_config(directory, extra="every = 10\n")
     (tmp_path / "t.toml").write_text(
         path.read_text() + '[camera]\nsource = "test"\nwidth = 640\nheight = 360\ninterval = 1.0\n'
