@@ -450,16 +450,24 @@ def test_the_nginx_site_serves_archived_frames_immutable(served_dir: Path) -> No
 # A process that archives a simulated day at full speed from a given minute: killed at
 # any moment, it is almost surely in the middle of writing something.
 DRIVER = """
-import datetime as dt, sys
+import datetime as dt, sys, time
 from livecam import config
 from livecam.history.worker import Archiver
 from livecam.targets.local import LocalTarget
 from tests.test_archive import START, Clock, jpegs, simulate
+
+class Paced(LocalTarget):
+    # Each write takes a few ms as on an SD card, so the day outlasts the kills on any
+    # machine.
+    def put_object(self, *args, **kwargs):
+        time.sleep(0.004)
+        super().put_object(*args, **kwargs)
+
 path, start = sys.argv[1], int(sys.argv[2])
 cfg = config.parse({"target": {"kind": "local", "path": path},
                     "archive": {"enabled": True, "strip_every": 7, "every": 120}})
 clock = Clock(START)
-archiver = Archiver(cfg, LocalTarget(path), now=clock.wall, clock=clock.mono, spawn=lambda d: None)
+archiver = Archiver(cfg, Paced(path), now=clock.wall, clock=clock.mono, spawn=lambda d: None)
 simulate(archiver, clock, 1440, step=120, start=start)
 """
 
