@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from livecam import change
+from livecam import change, frames
 from livecam.camera.base import Camera, Frame
 from livecam.camera.supervisor import CameraSupervisor
 from livecam.config import Config
 from livecam.errors import CameraError, CameraFatalError, PublishError, RenderError
+from livecam.frames import PRUNE_EVERY
 from livecam.history.worker import Archiver, manifest_entry
 from livecam.jobs import Jobs, Status
 from livecam.manifest import NAME as MANIFEST
@@ -155,8 +156,14 @@ class Publisher:
             archiver = Archiver(cfg, target, clock=clock)
         self.archiver = archiver
         extra = manifest_entry(cfg) if archiver else None
-        self.manifest = Manifest(cfg.variants, cfg.camera.interval, site, extra)
         publish = cfg.publish
+        self.manifest = Manifest(
+            cfg.variants, cfg.camera.interval, site, extra, frame_keys=publish.frame_keys
+        )
+        # Frame keys to delete once no viewer wants them; those of the manifest found
+        # at start are replaced by the first frame.
+        self.frames = frames.Retention() if publish.frame_keys else None
+        self._found_keys: list[str] = []
         self._unchanged = (
             Unchanged(publish.change_threshold, publish.max_age) if publish.skip_unchanged else None
         )
@@ -184,6 +191,8 @@ class Publisher:
     def _resume(self) -> None:
         published = self.target.read_manifest()
         self.manifest.resume(published)
+        if self.frames is not None:
+            self._found_keys = frames.named(published)
         if published and not self.manifest.seq:
             log.warning("the published %s is not a manifest; seq starts at 1", MANIFEST)
         self._resumed = True
@@ -217,10 +226,15 @@ class Publisher:
             captured_at = frame.captured_at
         t2 = self.clock()
         update = self.manifest.update(rendered, captured_at)
-        self.target.publish(rendered, update.body)
+        keys = {name: e.key for name, e in update.entries.items()}
+        self.target.publish([*rendered, *frames.copies(rendered, keys)], update.body)
         # Only now, with the manifest out, does the frame count as published.
+        before = [*self._found_keys, *(e.key for e in self.manifest.entries.values())]
         self.manifest.commit(update)
         t3 = self.clock()
+        if self.frames is not None:
+            self.frames.replaced(before, keys.values(), t3)
+            self._found_keys = []
         if self._unchanged:
             self._unchanged.published(thumb, t3)
         if self.archiver:
@@ -312,6 +326,16 @@ class Publisher:
         except PublishError as e:
             log.warning("could not check the target: %s", e)
 
+    def prune_frames(self) -> None:
+        """Delete the frame keys replaced long enough ago, in one batch."""
+        if self.frames is None or not (keys := self.frames.due(self.clock())):
+            return
+        try:
+            self.target.delete(keys)
+        except PublishError as e:
+            self.frames.failed(keys, self.clock())
+            log.warning("could not delete %d old frame object(s): %s", len(keys), e)
+
     def _status_line(self) -> None:
         log.info("%s", self.status.line(self.clock()))
         self.notifier.status(self.status.text())
@@ -330,6 +354,8 @@ class Publisher:
         jobs.every(self.check_every, self._check_target)
         if self.archiver:
             self.archiver.schedule(jobs)
+        if self.frames is not None:
+            jobs.every(PRUNE_EVERY, self.prune_frames)
         frames = Ticker(self.cfg.camera.interval, self.clock)
         watchdog = watchdog_period()
         self.notifier.ready(f"publishing to {self.target.describe()}")

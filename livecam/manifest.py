@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from livecam import frames
 from livecam.config import SiteConfig, VariantConfig
 
 NAME = "live.json"
@@ -27,6 +28,7 @@ class ImageEntry:
     bytes: int
     seq: int
     captured_at: datetime | None = None
+    key: str = ""  # its immutable per-frame copy (publish.frame_keys), "" when none
 
 
 class Image(Protocol):
@@ -78,6 +80,8 @@ def _entry(e: ImageEntry) -> dict[str, Any]:
     entry: dict[str, Any] = {"width": e.width, "height": e.height, "bytes": e.bytes, "seq": e.seq}
     if e.captured_at is not None:
         entry["captured_at"] = iso_utc(e.captured_at)
+    if e.key:
+        entry["key"] = e.key
     return entry
 
 
@@ -111,11 +115,14 @@ class Manifest:
         interval: float,
         site: SiteConfig | None = None,
         extra: Mapping[str, Any] | None = None,
+        *,
+        frame_keys: bool = False,
     ) -> None:
         self.variants = list(variants)
         self.interval = interval
         self.site = site
         self.extra = dict(extra or {})
+        self.frame_keys = frame_keys
         self.seq = 0
         self.entries: dict[str, ImageEntry] = {}
         self._frames = 0  # frames published by this process: the clock of `every`
@@ -146,7 +153,8 @@ class Manifest:
         seq = self.seq + 1
         entries = dict(self.entries)
         for r in images:
-            entries[r.name] = ImageEntry(r.width, r.height, len(r.data), seq, captured_at)
+            k = frames.key(seq, r.name) if self.frame_keys else ""
+            entries[r.name] = ImageEntry(r.width, r.height, len(r.data), seq, captured_at, k)
         ordered = {v.name: entries[v.name] for v in self.variants if v.name in entries}
         body = build(seq, captured_at, self.interval, ordered, self.site, self.extra)
         return Update(seq, ordered, body)

@@ -13,3 +13,4 @@ class Rendered:
     data: bytes
     width: int
     height: int
+    immutable: bool = False  # a per-frame copy (livecam.frames): never changes, cache it long

@@ -16,8 +16,11 @@
  * through window.livecam.watch().
  *
  * Requests: one manifest request per camera in flight at most, however many images
- * show it; none while the tab is hidden; one poll per `interval` from the manifest;
- * exponential backoff with jitter on errors; an image only when the frame changed.
+ * show it; none while the tab is hidden; one poll per `interval` from the manifest,
+ * timed just after the next frame is due once the script has learnt when frames
+ * appear (one retry when one is late); exponential backoff with jitter on errors; an
+ * image only when the frame changed, from its immutable per-frame key when the
+ * manifest names one (safe behind any CDN), else as `name?v=SEQ`.
  *
  * A page with many cameras (grid.js) watches each with { paused: true } and calls
  * view.resume() / view.pause() as the image scrolls in and out of sight: a camera
@@ -42,6 +45,11 @@
   // Only such a validator is safe for a manifest rewritten within one second: nginx's
   // "mtime-size" ETag has 1 s resolution and would call a new manifest unchanged.
   const CONTENT_ETAG = /^"[0-9a-f]{32}"$/;
+  // Phase lock: how sure of the moment frames appear before polling just after it,
+  // how late after it to poll, and how far a single late frame moves the estimate.
+  const LOCK_PRECISION_MS = 80;
+  const LOCK_MARGIN_MS = 50;
+  const LOCK_STEP_MS = 200;
 
   const cameras = new Map(); // manifest URL -> Camera
   const hidden = () => document.visibilityState === "hidden";
@@ -84,6 +92,8 @@
         // The frame this image shows (a variant on `every` lags); a manifest from
         // before per-image times has only the newest frame's.
         capturedMs: Date.parse(typeof e.captured_at === "string" ? e.captured_at : "") || m.capturedMs,
+        // The frame's immutable copy (publish.frame_keys), relative to the manifest.
+        key: typeof e.key === "string" ? e.key : "",
       }))
       .filter(loadable)
       .sort((a, b) => a.width - b.width || a.height - b.height);
@@ -116,6 +126,109 @@
     return sameOrigin ? "cannot reach the server" : "cannot reach the server, or it does not allow this site (CORS)";
   }
 
+  // When this viewer sees frames appear, learnt from its own polls so that no clock
+  // needs to agree with another: for each frame, lo < (this page's clock when it
+  // appeared) - (the camera's clock when it was captured) <= hi. A poll that finds a
+  // new frame bounds it from above, one that finds none from below. Frames are captured
+  // on a grid of `interval`, so the next one is due at the last capture + interval, and
+  // a poll at that + hi finds it just after it appeared. While the range is wide, a poll
+  // in its middle halves it (binary search); a late frame gets one retry.
+  class PhaseLock {
+    constructor() {
+      this.reset(0);
+    }
+
+    reset(interval) {
+      this.interval = interval; // ms
+      this.lo = -Infinity;
+      this.hi = Infinity;
+      this.lastOk = -Infinity; // start of the last poll that was answered
+      this.due = NaN; // capture time (camera clock) of the frame polled for
+      this.target = Infinity; // the page time it was polled for
+      this.tries = 0; // polls since `target` that did not find it
+      this.missAt = -Infinity; // start of the latest of them
+      this.confident = false; // the poll for it was at hi + margin, not a probe
+      this.misses = 0; // confident polls in a row that were too early
+      this.streak = 0; // frames due since the last one that came: no retries then
+    }
+
+    // Called with every manifest that names a new frame, before `polled`.
+    arrived(m, end) {
+      const interval = Math.max(0, finite(m.interval, 0)) * 1000;
+      if (interval !== this.interval) {
+        this.reset(interval); // another config: learn afresh
+      }
+      const captured = m.capturedMs;
+      const hi = end - captured;
+      let lo = Math.max(this.lastOk - captured, hi - interval);
+      if (this.tries && Math.abs(this.due - captured) < interval / 4) {
+        lo = Math.max(lo, this.missAt - captured); // it was not there at the last try
+      }
+      if (this.tries && this.confident) {
+        this.misses += 1;
+      } else if (this.confident) {
+        this.misses = 0;
+      }
+      if (!(lo < hi)) {
+        // The camera's clock stepped: nothing to learn from this frame.
+      } else if (this.hi === Infinity || (lo >= this.hi && this.misses >= 2)) {
+        this.lo = lo; // the first bounds, or frames moved for good: learn afresh
+        this.hi = hi;
+        this.misses = 0;
+      } else if (lo >= this.hi) {
+        this.lo = lo; // later than thought, once: move up a step
+        this.hi = Math.min(hi, lo + LOCK_STEP_MS);
+      } else if (hi <= this.lo) {
+        this.hi = hi; // earlier than thought
+        this.lo = Math.max(lo, hi - LOCK_STEP_MS);
+      } else {
+        this.lo = Math.max(this.lo, lo);
+        this.hi = Math.min(this.hi, hi);
+      }
+      this.due = captured + interval;
+      this.target = Infinity;
+      this.tries = 0;
+      this.streak = 0;
+    }
+
+    // Called after every poll; `start` is when it began.
+    polled(ok, start) {
+      if (!ok) {
+        return;
+      }
+      if (start >= this.target) {
+        this.tries += 1; // the frame polled for was not there yet
+        this.missAt = start;
+      }
+      this.lastOk = start;
+    }
+
+    // When to poll next (page clock), or null for the plain cadence.
+    next(m, lastStart) {
+      const interval = this.interval;
+      if (!m || this.hi === Infinity || interval < MIN_POLL_MS || interval !== finite(m.interval, 0) * 1000) {
+        return null;
+      }
+      const canRetry = interval >= 2 * MIN_POLL_MS && this.streak === 0;
+      if (this.tries > (canRetry ? 1 : 0)) {
+        this.due += interval; // skipped (skip_unchanged, an outage) or very late
+        this.tries = 0;
+        this.streak += 1;
+      }
+      const probe = this.hi - this.lo > LOCK_PRECISION_MS && interval >= 2 * MIN_POLL_MS && !this.tries;
+      if (!this.tries) {
+        this.confident = !probe; // a retry after a probe is no confident miss
+      }
+      let target = this.due + (probe ? (this.lo + this.hi) / 2 : this.hi + LOCK_MARGIN_MS);
+      while (!this.tries && target <= lastStart) {
+        this.due += interval; // already polled past it (a wake-up): the next one
+        target += interval;
+      }
+      this.target = target;
+      return target;
+    }
+  }
+
   // One camera (one live.json): polls it, shares its images among its views.
   class Camera {
     constructor(base) {
@@ -137,6 +250,7 @@
       this.lastState = "";
       this.staleTimer = 0;
       this.polls = 0; // answered or failed manifest requests, for views that resume
+      this.lock = new PhaseLock();
     }
 
     now() {
@@ -222,8 +336,14 @@
         return;
       }
       const now = performance.now();
-      // Normal cadence counts from the start of the last poll; backoff from its end.
-      const at = this.failures ? now + this.backoff() : Math.max(this.lastStart + this.period(), now + MIN_GAP_MS);
+      let at = now + this.backoff(); // backoff counts from the end of the last poll
+      if (!this.failures) {
+        // Normal cadence counts from the start of the last poll; the phase lock moves
+        // it to just after the next frame is due, never closer than the limits allow.
+        const locked = this.lock.next(this.manifest, this.lastStart);
+        at = locked === null ? this.lastStart + this.period() : Math.min(locked, this.lastStart + MAX_POLL_MS);
+        at = Math.max(at, this.lastStart + MIN_POLL_MS, now + MIN_GAP_MS);
+      }
       this.arm(at - now);
     }
 
@@ -248,6 +368,7 @@
       this.controller = controller;
       const watchdog = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
       this.lastStart = performance.now();
+      let ok = false;
       try {
         const init = { cache: "no-store", signal: controller.signal };
         if (this.sameOrigin && this.etag) {
@@ -271,10 +392,14 @@
           const content = CONTENT_ETAG.test(tag);
           this.etag = content && this.sameOrigin ? tag : "";
           this.revalidate = content && !this.sameOrigin;
+          if (this.manifest && m.seq !== this.manifest.seq) {
+            this.lock.arrived(m, performance.now());
+          }
           this.manifest = m;
         }
         this.failures = 0;
         this.error = "";
+        ok = true;
       } catch (err) {
         this.failures += 1;
         this.error = describe(err, controller.signal.aborted, this.sameOrigin);
@@ -283,6 +408,7 @@
         this.controller = null;
         this.polls += 1;
       }
+      this.lock.polled(ok, this.lastStart);
       this.schedule();
       this.notify();
     }
@@ -330,8 +456,10 @@
     }
 
     imageUrl(entry) {
-      const path = encodeURI(entry.name).replace(/[?#]/g, encodeURIComponent);
-      const url = new URL(`${path}?v=${entry.seq}`, this.base).href;
+      // A per-frame key never changes, so no cache can answer it with another frame's
+      // bytes; the fixed name with ?v=SEQ is safe only where caches key on the query.
+      const path = (s) => encodeURI(s).replace(/[?#]/g, encodeURIComponent);
+      const url = new URL(entry.key ? path(entry.key) : `${path(entry.name)}?v=${entry.seq}`, this.base).href;
       return url.startsWith(this.base) ? url : ""; // never outside the camera's directory
     }
   }
@@ -403,7 +531,8 @@
       this.camera
         .load(url)
         .then(() => {
-          this.shown = { url, entry, capturedMs };
+          // Capture to display, on the server's clock (the camera's, for a local target).
+          this.shown = { url, entry, capturedMs, lagMs: Math.round(this.camera.now() - capturedMs) };
           this.failed = null;
           this.img.src = url; // decoded already: the swap is instant, no second request
           this.img.removeAttribute("srcset");

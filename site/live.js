@@ -138,7 +138,8 @@
       if (el.updated) {
         const when = new Date(shown.capturedMs);
         el.updated.dateTime = when.toISOString();
-        el.updated.title = `captured ${when.toLocaleString()}`;
+        // The capture-to-display lag: how fresh live images are here (docs/scaling.md).
+        el.updated.title = `captured ${when.toLocaleString()}, shown ${(shown.lagMs / 1000).toFixed(1)} s later`;
       }
     }
     const next = snap.state;

@@ -48,6 +48,12 @@ class Target(ABC):
     def missing(self, names: Iterable[str]) -> list[str]:
         """Which of these published objects are not on the target (any more)."""
 
+    def delete(self, names: Sequence[str]) -> None:
+        """Delete these published objects (frame keys done with); absent ones are fine.
+
+        Raises `PublishError`; targets that cannot delete keep them (a lifecycle rule)."""
+        raise PublishError(f"{self.describe()} cannot delete objects")
+
     @abstractmethod
     def read_manifest(self) -> bytes | None:
         """The manifest currently published, or None when there is none (a fresh start).

@@ -147,6 +147,17 @@ class LocalTarget(Target):
                 changed.append(f.name)
         return changed
 
+    def delete(self, names: Sequence[str]) -> None:
+        for name in names:
+            path = self.path / name
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as e:
+                raise PublishError(f"cannot delete {path}: {_why(e)}") from e
+            if path.parent != self.path:
+                with contextlib.suppress(OSError):  # frames/<seq>/ once its last image went
+                    path.parent.rmdir()
+
     def missing(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if not (self.path / name).is_file()]
 

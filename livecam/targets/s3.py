@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from livecam.config import TargetConfig, hide_userinfo
 from livecam.errors import PublishError
+from livecam.frames import IMMUTABLE
 from livecam.manifest import NAME as MANIFEST
 from livecam.rendered import Rendered
 from livecam.site import SiteFile, content_type
@@ -29,11 +30,13 @@ from livecam.targets.base import CheckStep, Target
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
 JPEG_TYPE = "image/jpeg"
+DELETE_BATCH = 1000  # keys per DeleteObjects request, S3's limit
 
 
 class _DaemonPool:
@@ -261,7 +264,12 @@ class S3Target(Target):
     def publish(self, images: Sequence[Rendered], manifest: bytes) -> None:
         cache = self.cfg.cache_control
         pool = self._pool_for_uploads()
-        futures = [pool.submit(partial(self.put, r.name, r.data, JPEG_TYPE, cache)) for r in images]
+        futures = [
+            pool.submit(
+                partial(self.put, r.name, r.data, JPEG_TYPE, IMMUTABLE if r.immutable else cache)
+            )
+            for r in images
+        ]
         # The manifest goes only after every image landed: if one failed, viewers keep
         # the previous, consistent frame.
         self._wait(futures)
@@ -280,6 +288,27 @@ class S3Target(Target):
                 changed.append(f.name)
             self._site_state[f.name] = want
         return changed
+
+    def delete(self, names: Sequence[str]) -> None:
+        from botocore import exceptions as bx
+
+        names = list(names)
+        for i in range(0, len(names), DELETE_BATCH):
+            batch: list[ObjectIdentifierTypeDef] = [
+                {"Key": self.key(n)} for n in names[i : i + DELETE_BATCH]
+            ]
+            try:
+                response = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            except (bx.BotoCoreError, bx.ClientError) as e:
+                raise PublishError(f"cannot delete old frames: {self._explain(e)}") from e
+            if errors := response.get("Errors"):
+                first = errors[0]
+                raise PublishError(
+                    f"cannot delete {len(errors)} old frame object(s), e.g. "
+                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message', '')}".rstrip()
+                )
 
     def missing(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if self._remote_state(name) is None]
