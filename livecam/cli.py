@@ -119,7 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_rate,
         default=0.0,
         metavar="N",
-        help="viewers watching around the clock, for the GET count (default 0)",
+        help="viewers watching around the clock, for the GET count and bandwidth (default 0)",
+    )
+    p.add_argument(
+        "--cdn",
+        choices=("cloudfront", "cloudflare"),
+        help="also price the viewers behind a CDN: CloudFront in front of S3, or Cloudflare "
+        "in front of R2",
+    )
+    p.add_argument(
+        "--image-bytes",
+        type=_bytes,
+        metavar="B",
+        help="the measured size of the image a viewer loads (live.json's 'bytes'); default: "
+        "estimated from its pixels",
     )
     p = sub.add_parser(
         "timelapse",
@@ -212,6 +225,7 @@ def _ranged(parse: Callable[[str], float], lo: float, hi: float, what: str) -> C
 _port = _ranged(int, 0, 65535, "a port number")
 _interval = _ranged(float, 0, 3600, "seconds")
 _rate = _ranged(float, 0, 1000, "a number")
+_bytes = _ranged(float, 1, 100_000_000, "a number of bytes")
 
 
 def _day(value: str) -> dt.date:
@@ -514,7 +528,11 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config)
     print(f"livecam cost estimate for {args.config}")
-    print(cost.report(cfg, cost.estimate(cfg, args.fps, args.viewers)))
+    estimate = cost.estimate(cfg, args.fps, args.viewers)
+    print(cost.report(cfg, estimate))
+    if args.viewers or args.cdn:
+        v = cost.viewing(cfg, estimate, image_bytes=args.image_bytes, cdn=args.cdn)
+        print(cost.viewers_report(cfg, estimate, v, args.cdn))
     return EXIT_OK
 
 

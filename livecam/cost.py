@@ -7,9 +7,12 @@ The price tables live here, in one place, with the date they were read.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from livecam.config import Config
+from livecam.frames import PRUNE_EVERY
+
+DELETE_BATCH = 1000  # keys per DeleteObjects request
 
 PRICES_AS_OF = "2026-11"
 MONTH_SECONDS = 30 * 24 * 3600  # a 30-day month, as the providers' calculators use
@@ -85,6 +88,12 @@ class Estimate:
     viewers: float
 
 
+def frame_key_deletes(keys_per_second: float) -> float:
+    """DeleteObjects requests a month for frame keys: a batch (up to 1,000) a minute."""
+    batches = math.ceil(keys_per_second * PRUNE_EVERY / DELETE_BATCH)
+    return MONTH_SECONDS / PRUNE_EVERY * batches
+
+
 def estimate(cfg: Config, fps: float | None = None, viewers: float = 0.0) -> Estimate:
     """Requests and storage for `cfg`; `fps` stands in for the rate when interval = 0."""
     interval = cfg.camera.interval
@@ -98,8 +107,15 @@ def estimate(cfg: Config, fps: float | None = None, viewers: float = 0.0) -> Est
     min_frames = frames
     if cfg.publish.skip_unchanged:
         min_frames = min(frames, MONTH_SECONDS / cfg.publish.max_age)
-    puts_per_frame = sum(1.0 / v.every for v in cfg.variants) + 1.0  # + live.json
-    objects = (*(v.name for v in cfg.variants), "live.json")
+    image_puts = sum(1.0 / v.every for v in cfg.variants)
+    objects: tuple[str, ...] = (*(v.name for v in cfg.variants), "live.json")
+    deletes = 0.0
+    if cfg.publish.frame_keys:
+        # Each image again under its frame key, deleted in batches (counted as PUTs).
+        deletes = frame_key_deletes(image_puts * rate)
+        image_puts *= 2
+        objects = (*objects, "frames/<seq>/<name>")
+    puts_per_frame = image_puts + 1.0  # + live.json
     storage = 0.0
     for v in cfg.variants:
         w, h = v.size_for(cfg.camera.width, cfg.camera.height)
@@ -114,8 +130,8 @@ def estimate(cfg: Config, fps: float | None = None, viewers: float = 0.0) -> Est
         min_frames_per_month=min_frames,
         puts_per_frame=puts_per_frame,
         objects=objects,
-        puts_per_month=frames * puts_per_frame,
-        min_puts_per_month=min_frames * puts_per_frame,
+        puts_per_month=frames * puts_per_frame + deletes,
+        min_puts_per_month=min_frames * puts_per_frame + deletes,
         gets_per_month=gets,
         min_gets_per_month=min_gets,
         storage_bytes=storage,
@@ -298,4 +314,215 @@ def report(cfg: Config, e: Estimate) -> str:
             "To pay less: a longer interval, [publish] skip_unchanged = true, or every = N on "
             "the large variants."
         )
+    return "\n".join(lines)
+
+
+# --- viewers: bandwidth, and a CDN in front (docs/scaling.md) ---------------------------
+
+EGRESS_AS_OF = "2026-12"
+GB = 1e9
+MANIFEST_WIRE_BYTES = 600  # live.json and its response headers, per poll (docs/page.md)
+VIEWER_WIDTH = 800  # the variant a viewer loads: the smallest at least this wide
+
+# Egress to the internet, USD per GB, by tier: (GB up to which a price applies, price).
+AWS_S3_EGRESS = ((10_000, 0.09), (50_000, 0.085), (150_000, 0.07), (math.inf, 0.05))
+AWS_S3_FREE_GB = 100
+B2_EGRESS = ((math.inf, 0.01),)  # beyond 3x the data stored, which a live cam never has
+CLOUDFRONT_EGRESS = (  # United States, Mexico, Canada, Europe
+    (10_000, 0.085),
+    (50_000, 0.080),
+    (150_000, 0.060),
+    (500_000, 0.040),
+    (math.inf, 0.030),
+)
+EGRESS = {  # by Provider.name; R2 charges none
+    PROVIDERS[0].name: (AWS_S3_EGRESS, AWS_S3_FREE_GB),
+    PROVIDERS[1].name: ((), 0.0),
+    PROVIDERS[2].name: (B2_EGRESS, 0.0),
+}
+
+
+def tiered(gb: float, tiers: tuple[tuple[float, float], ...], free_gb: float = 0.0) -> float:
+    """The price of `gb` GB at tiered per-GB prices, after `free_gb` free."""
+    billable, cost, floor = max(0.0, gb - free_gb), 0.0, 0.0
+    for upto, price in tiers:
+        if billable <= floor:
+            break
+        cost += (min(billable, upto) - floor) * price
+        floor = upto
+    return cost
+
+
+@dataclass(frozen=True)
+class Cdn:
+    """A CDN in front of a bucket: what it charges viewers' requests and bytes, and
+    which provider it fetches from."""
+
+    name: str
+    origin: str  # a Provider.name
+    per_million_requests: float
+    free_requests: float
+    egress: tuple[tuple[float, float], ...]
+    free_gb: float
+    note: str
+
+
+CDNS = {
+    "cloudfront": Cdn(
+        "Amazon CloudFront in front of S3",
+        origin=PROVIDERS[0].name,
+        per_million_requests=1.00,  # HTTPS, US/Europe: $0.0100 per 10,000
+        free_requests=10e6,
+        egress=CLOUDFRONT_EGRESS,
+        free_gb=1000,  # always-free tier: 1 TB and 10M requests a month
+        note="origin fetches from S3 are free of transfer charges; S3 bills their GETs",
+    ),
+    "cloudflare": Cdn(
+        "Cloudflare (free plan) in front of R2",
+        origin=PROVIDERS[1].name,
+        per_million_requests=0.0,
+        free_requests=0.0,
+        egress=(),
+        free_gb=0.0,
+        note="no charge for cached requests or bandwidth; R2 bills the origin reads (Class B)",
+    ),
+}
+
+# What to set as `target.cache_control` (and publish.frame_keys) for each way of serving.
+CACHE_CONTROL = {
+    None: "no-cache",  # browsers straight from the bucket or nginx: revalidate every time
+    "cloudfront": "public, max-age=1",  # the edge keeps live.json 1 s: one origin read a second
+    "cloudflare": "public, max-age=1",  # Cloudflare obeys the origin; with a cache rule for JSON
+}
+
+
+def recommended_cache_control(cdn: str | None) -> str:
+    """The `target.cache_control` for live objects when served through `cdn` (or none)."""
+    return CACHE_CONTROL[cdn]
+
+
+@dataclass(frozen=True)
+class Viewing:
+    """What `viewers` watching around the clock fetch in a 30-day month."""
+
+    viewers: float
+    image: str  # the variant each viewer loads
+    image_bytes: float
+    measured: bool  # image_bytes given (--image-bytes), not estimated from the pixels
+    polls: float  # manifest requests, all viewers
+    images: float  # image requests, all viewers
+    egress_bytes: float
+    origin_reads: float  # with a CDN: requests that reach the bucket
+
+
+def viewing(
+    cfg: Config,
+    e: Estimate,
+    *,
+    image_bytes: float | None = None,
+    cdn: str | None = None,
+) -> Viewing:
+    """Viewers' requests and bytes; with `cdn`, the reads that still reach the bucket."""
+    sizes = [(v, v.size_for(cfg.camera.width, cfg.camera.height)) for v in cfg.variants]
+    sizes.sort(key=lambda s: s[1][0])
+    variant, (w, h) = next(((v, s) for v, s in sizes if s[0] >= VIEWER_WIDTH), sizes[-1])
+    per_image = image_bytes if image_bytes is not None else w * h * JPEG_BYTES_PER_PIXEL
+    poll = min(max(cfg.camera.interval, 1.0), 60.0)
+    polls = e.viewers * MONTH_SECONDS / poll
+    # A viewer loads the variant when its frame changed: every `every`-th frame.
+    images = e.viewers * e.frames_per_month / variant.every
+    egress = polls * MANIFEST_WIRE_BYTES + images * per_image
+    origin = 0.0
+    if cdn is not None and e.viewers:
+        # One location (CloudFront Origin Shield, Cloudflare Tiered Cache): live.json
+        # once per second of max-age=1, each frame key once.
+        origin = MONTH_SECONDS / 1.0 + e.frames_per_month / variant.every
+    return Viewing(
+        e.viewers, variant.name, per_image, image_bytes is not None, polls, images, egress, origin
+    )
+
+
+def egress_cost(provider: Provider, gb: float) -> float:
+    """What `provider` charges for `gb` GB served to viewers straight from the bucket."""
+    tiers, free = EGRESS[provider.name]
+    return tiered(gb, tiers, free)
+
+
+@dataclass(frozen=True)
+class CdnBill:
+    """A month behind a CDN: the CDN's own charges and the bucket's."""
+
+    cdn_requests: float
+    cdn_egress: float
+    origin_requests: float  # the bucket's GETs for the CDN's misses, plus the PUTs
+    storage: float
+
+    @property
+    def total(self) -> float:
+        return self.cdn_requests + self.cdn_egress + self.origin_requests + self.storage
+
+
+def cdn_monthly(cdn: Cdn, e: Estimate, v: Viewing) -> CdnBill:
+    """The month's bill with viewers served by `cdn`."""
+    origin = next(p for p in PROVIDERS if p.name == cdn.origin)
+    requests = v.polls + v.images
+    cdn_requests = max(0.0, requests - cdn.free_requests) / 1e6 * cdn.per_million_requests
+    cdn_egress = tiered(v.egress_bytes / GB, cdn.egress, cdn.free_gb)
+    origin_requests = origin.requests_cost(
+        e.puts_per_month, origin.put_per_million, origin.free_puts
+    )
+    origin_requests += origin.requests_cost(
+        v.origin_reads, origin.get_per_million, origin.free_gets
+    )
+    storage = monthly(origin, e)[1]
+    return CdnBill(cdn_requests, cdn_egress, origin_requests, storage)
+
+
+def viewers_report(cfg: Config, e: Estimate, v: Viewing, cdn: str | None) -> str:
+    """Bandwidth for the viewers, priced per provider, and with a CDN in front."""
+    how = "as given by --image-bytes" if v.measured else "estimated from its pixels"
+    lines = [
+        "",
+        f"Viewers: {v.viewers:g} watching around the clock, each loading {v.image} "
+        f"(~{v.image_bytes / 1000:,.0f} KB, {how}) once per new frame and live.json "
+        f"once per interval",
+        f"  requests per month: {v.polls:,.0f} manifest + {v.images:,.0f} image",
+        f"  egress per month: {v.egress_bytes / GB:,.1f} GB",
+        "",
+    ]
+    header = f"{'straight from the bucket':<30}{'requests':>12}{'egress':>12}{'per month':>13}"
+    lines += [header, "-" * len(header)]
+    for p in PROVIDERS:
+        requests, _, total = monthly(p, e)
+        egress = egress_cost(p, v.egress_bytes / GB)
+        row = f"{p.name:<30}{'$' + format(requests, ',.2f'):>12}"
+        row += f"{'$' + format(egress, ',.2f'):>12}{'$' + format(total + egress, ',.2f'):>13}"
+        lines.append(row)
+    lines.append(f"  recommended: cache_control = {recommended_cache_control(None)!r}")
+    if cdn is not None:
+        c = CDNS[cdn]
+        # Priced as recommended: with frame keys (their PUTs and deletes).
+        keyed = replace(cfg, publish=replace(cfg.publish, frame_keys=True))
+        bill = cdn_monthly(c, estimate(keyed, e.assumed_fps, e.viewers), v)
+        lines += [
+            "",
+            f"{c.name} (--cdn {cdn}):",
+            f"  reads reaching the bucket: {v.origin_reads:,.0f} a month, whatever the "
+            "number of viewers (live.json once a second, each frame key once)",
+            f"  CDN requests ${bill.cdn_requests:,.2f}, CDN egress ${bill.cdn_egress:,.2f}, "
+            f"bucket requests ${bill.origin_requests:,.2f}, storage ${bill.storage:,.2f}: "
+            f"${bill.total:,.2f} a month",
+            f"  recommended: cache_control = {recommended_cache_control(cdn)!r}, "
+            "[publish] frame_keys = true (docs/scaling.md)",
+            f"  {c.note}",
+        ]
+        if not cfg.publish.frame_keys:
+            lines.append(
+                "  (priced with frame_keys on: it is off in this config, and behind a CDN the "
+                "page may then show older frames)"
+            )
+    lines.append(
+        f"Egress and CDN prices as published in {EGRESS_AS_OF} (US/Europe; livecam/cost.py); "
+        "verify before relying."
+    )
     return "\n".join(lines)
