@@ -530,7 +530,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     print(f"livecam cost estimate for {args.config}")
     estimate = cost.estimate(cfg, args.fps, args.viewers)
     print(cost.report(cfg, estimate))
-    if args.viewers or args.cdn:
+    if (args.viewers or args.cdn) and cfg.target.kind in ("local", "s3"):
         v = cost.viewing(cfg, estimate, image_bytes=args.image_bytes, cdn=args.cdn)
         print(cost.viewers_report(cfg, estimate, v, args.cdn))
     return EXIT_OK

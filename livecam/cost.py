@@ -321,7 +321,6 @@ def report(cfg: Config, e: Estimate) -> str:
 
 EGRESS_AS_OF = "2026-12"
 GB = 1e9
-MANIFEST_WIRE_BYTES = 600  # live.json and its response headers, per poll (docs/page.md)
 VIEWER_WIDTH = 800  # the variant a viewer loads: the smallest at least this wide
 
 # Egress to the internet, USD per GB, by tier: (GB up to which a price applies, price).
@@ -431,7 +430,7 @@ def viewing(
     polls = e.viewers * MONTH_SECONDS / poll
     # A viewer loads the variant when its frame changed: every `every`-th frame.
     images = e.viewers * e.frames_per_month / variant.every
-    egress = polls * MANIFEST_WIRE_BYTES + images * per_image
+    egress = polls * MANIFEST_BYTES + images * per_image
     origin = 0.0
     if cdn is not None and e.viewers:
         # One location (CloudFront Origin Shield, Cloudflare Tiered Cache): live.json

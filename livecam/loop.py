@@ -162,7 +162,12 @@ class Publisher:
         )
         # Frame keys to delete once no viewer wants them; those of the manifest found
         # at start are replaced by the first frame.
-        self.frames = frames.Retention() if publish.frame_keys else None
+        self.frames = frames.Retention() if publish.frame_keys and target.can_delete else None
+        if publish.frame_keys and not target.can_delete:
+            log.warning(
+                "%s cannot delete old frame keys: clean frames/ on the server (docs/scaling.md)",
+                target.describe(),
+            )
         self._found_keys: list[str] = []
         self._unchanged = (
             Unchanged(publish.change_threshold, publish.max_age) if publish.skip_unchanged else None

@@ -47,7 +47,7 @@
   const CONTENT_ETAG = /^"[0-9a-f]{32}"$/;
   // Phase lock: how sure of the moment frames appear before polling just after it,
   // how late after it to poll, and how far a single late frame moves the estimate.
-  const LOCK_PRECISION_MS = 80;
+  const LOCK_PRECISION_MS = 130;
   const LOCK_MARGIN_MS = 50;
   const LOCK_STEP_MS = 200;
 

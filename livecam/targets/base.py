@@ -25,6 +25,8 @@ class Target(ABC):
 
     # `missing` costs no request (a stat): the loop may ask before every frame.
     free_lookups = False
+    # `delete` works here: frame keys done with are removed (publish.frame_keys).
+    can_delete = False
 
     @abstractmethod
     def describe(self) -> str:

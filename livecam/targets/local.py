@@ -45,6 +45,7 @@ class LocalTarget(Target):
     """Publishes into `path`, creating it if needed."""
 
     free_lookups = True
+    can_delete = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

@@ -150,6 +150,8 @@ def _add_content_md5(request: Any, **_: Any) -> None:
 class S3Target(Target):
     """Publishes into `s3://bucket/prefix` on AWS or any S3-compatible endpoint."""
 
+    can_delete = True
+
     def __init__(
         self,
         cfg: TargetConfig,
