@@ -10,7 +10,7 @@ through it as live-embed.js does.
   origin's Cache-Control is obeyed (`no-cache`: every request goes to the origin).
 
 nginx counts TTLs in whole seconds, so "1 s" keeps an object 1 to 2 s: harsher than
-CloudFront. Both collapse concurrent misses into one origin request, as CDNs do.
+CloudFront. Both collapse concurrent misses and refreshes into one origin request, as CDNs do.
 Every request the proxy passes to the origin is logged; `origin_requests` counts them.
 """
 
@@ -43,6 +43,9 @@ PROXY = """
         proxy_cache_key "{key}";
         proxy_cache_lock on;
         proxy_cache_lock_timeout 5s;
+        # An expired object is refreshed by one request while the others get the copy
+        # being replaced (nginx's lock only covers new objects).
+        proxy_cache_use_stale updating;
         proxy_cache_revalidate on;
         add_header X-Cache $upstream_cache_status always;
         location ~ /frames/ {{

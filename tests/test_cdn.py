@@ -9,6 +9,7 @@ stale image is caught by its bytes, not by its URL.
 
 from __future__ import annotations
 
+import re
 import shutil
 import statistics
 import subprocess
@@ -193,15 +194,18 @@ SHOWN_JS = """() => {
         const s = e.detail.shown;
         const last = window.__shown[window.__shown.length - 1];
         if (s && (!last || last[0] !== s.entry.seq)) {
-            window.__shown.push([s.entry.seq, Date.now(), s.lagMs, s.url]);
+            // The lag as the event sees it: the page before lagMs existed has none.
+            window.__shown.push(
+                [s.entry.seq, Date.now(), Date.now() - s.capturedMs, s.url, s.lagMs]);
         }
     });
 }"""
 
 
-def watch_page(browser: Any, url: str, seconds: float) -> tuple[list[Any], list[Any], Any]:
+def watch_page(browser: Any, url: str, seconds: float) -> tuple[list[Any], list[Any], Any, str]:
     """Open the page, record what it shows for `seconds`; returns the frames shown
-    ([seq, epoch ms, lag ms, url]), the image responses, and the request log."""
+    ([seq, epoch ms, lag ms, url, the page's own lag ms]), the image responses, the
+    request log and the status line's tooltip."""
     page, console, requests = open_page(browser, url)
     responses: list[Any] = []
     page.on("response", lambda r: responses.append(r) if ".jpeg" in r.url else None)
@@ -209,6 +213,7 @@ def watch_page(browser: Any, url: str, seconds: float) -> tuple[list[Any], list[
         page.evaluate(SHOWN_JS)
         page.wait_for_timeout(seconds * 1000)
         shown = page.evaluate("window.__shown")
+        tooltip = page.get_attribute("#updated", "title") or ""
         images = []
         for r in responses:
             try:
@@ -216,7 +221,7 @@ def watch_page(browser: Any, url: str, seconds: float) -> tuple[list[Any], list[
             except Exception:  # a body Chromium no longer holds
                 images.append((r.url, r.status, None))
         assert console.unexpected() == []
-        return shown, images, requests
+        return shown, images, requests, tooltip
     finally:
         page.close()
 
@@ -237,7 +242,7 @@ def check_in_time(shown: list[Any], running: Running, bound: float, end: float) 
     for seq, landed in sorted(running.published.items()):
         if landed < first + 0.5 or landed + bound > end:
             continue
-        later = [t / 1000 for s, t, _, _ in shown if s >= seq and t / 1000 >= landed - 0.05]
+        later = [t / 1000 for s, t, *_ in shown if s >= seq and t / 1000 >= landed - 0.05]
         assert later, f"frame {seq} never shown: {shown}"
         delays.append(later[0] - landed)
     assert delays, (shown, running.published)
@@ -266,7 +271,7 @@ def run_cdn_page(
 ) -> None:
     interval = 2.0
     with behind_cdn(origin, mode, request, interval, True, warm=True) as (base, _, running):
-        shown, images, _ = watch_page(browser, base + "index.html", seconds)
+        shown, images, _, _ = watch_page(browser, base + "index.html", seconds)
         end = time.time()
     # Never an image other than the frame its URL (from the manifest) names.
     assert images and all(status == 200 for _, status, _ in images), images
@@ -286,7 +291,7 @@ def test_fixed_names_behind_a_query_dropping_cdn_show_older_frames(
     viewers keeping the fixed URLs warm, loads bytes of an older frame. (The check of
     the test above catches it.)"""
     with behind_cdn("nginx", "cloudfront", request, 1.0, False, warm=True) as (base, _, _):
-        _, images, _ = watch_page(browser, base + "index.html", 7.0)
+        _, images, _, _ = watch_page(browser, base + "index.html", 7.0)
     stale = [(url, m) for url, _, m in images if m is not None and m != url_seq(url)]
     assert stale, images
 
@@ -367,12 +372,16 @@ def measure_lag(
     try:
         with publishing(pub, interval) as running:
             time.sleep(0.5)
-            shown, _, requests = watch_page(browser, server.url + "index.html", seconds)
+            shown, _, requests, tooltip = watch_page(browser, server.url + "index.html", seconds)
     finally:
         server.close()
     # The first frame is shown whenever the page opened; `skip` more while it learns.
     settled = shown[1 + skip :]
-    lags = [lag for _, _, lag, _ in settled]
+    lags = [lag for _, _, lag, *_ in settled]
+    if live_embed is None:
+        # The page's own figure (the status line's tooltip) agrees with the event's.
+        assert all(abs(own - lag) < 250 for _, _, lag, _, own in settled), settled
+        assert re.fullmatch(r"captured .+, shown \d+\.\d s later", tooltip), tooltip
     frames = len(settled)
     since = settled[0][1] / 1000 - (interval - 0.1) - time.time() + time.monotonic()
     polls = len([t for t, url, _ in requests.log if url.endswith("live.json") and t >= since])
