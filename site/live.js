@@ -139,7 +139,8 @@
         const when = new Date(shown.capturedMs);
         el.updated.dateTime = when.toISOString();
         // The capture-to-display lag: how fresh live images are here (docs/scaling.md).
-        el.updated.title = `captured ${when.toLocaleString()}, shown ${(shown.lagMs / 1000).toFixed(1)} s later`;
+        const lag = Number.isFinite(shown.lagMs) ? `, shown ${(shown.lagMs / 1000).toFixed(1)} s later` : "";
+        el.updated.title = `captured ${when.toLocaleString()}${lag}`;
       }
     }
     const next = snap.state;
