@@ -395,11 +395,16 @@ def measure_lag(
     return figures
 
 
-def test_frames_show_within_publish_time_plus_300_ms(served_dir: Path, browser: Any) -> None:
-    # Short: the frames after the first 6 (about 12 s to learn when frames appear).
+def test_phase_locked_frames_show_sooner_than_half_an_interval(
+    served_dir: Path, browser: Any
+) -> None:
+    # Short, and robust to a loaded machine: the frames after the first 6 (about 12 s
+    # to learn when frames appear) show well before the plain cadence's average of half
+    # an interval. The acceptance bounds (publish time + 300 ms, 1.2 manifest requests
+    # a frame) are checked over a minute with --slow.
     f = measure_lag(served_dir, browser, 26.0, skip=6)
-    assert f["median_lag_ms"] <= f["median_publish_ms"] + 300, f
-    assert f["manifest_requests_per_frame"] <= 1.2, f
+    assert f["median_lag_ms"] <= f["median_publish_ms"] + 600, f
+    assert f["manifest_requests_per_frame"] <= 1.35, f
 
 
 BASELINE = "14f3ee7"  # main before phase-locked polling: the page as it was
