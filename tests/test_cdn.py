@@ -56,9 +56,11 @@ class MarkingRenderer(Renderer):
         super().__init__(list(variants))
         self.publisher: Publisher | None = None
 
-    def render(self, frame: Frame, names: Iterable[str] | None = None) -> list[Rendered]:
+    def render(
+        self, frame: Frame, names: Iterable[str] | None = None, *, seq: int = 0
+    ) -> list[Rendered]:
         seq = (self.publisher.seq if self.publisher else 0) + 1
-        return [replace(r, data=mark(r.data, seq)) for r in super().render(frame, names)]
+        return [replace(r, data=mark(r.data, seq)) for r in super().render(frame, names, seq=seq)]
 
 
 @dataclass
@@ -90,6 +92,10 @@ def publishing(pub: Publisher, interval: float) -> Iterator[Running]:
     thread = threading.Thread(target=running.loop, args=(stop,), daemon=True)
     thread.start()
     try:
+        # The page opens on a published manifest: a loaded machine may take seconds.
+        deadline = time.monotonic() + 30
+        while not running.published and time.monotonic() < deadline:
+            time.sleep(0.05)
         yield running
     finally:
         stop.set()
