@@ -132,6 +132,19 @@ def test_the_command_refuses_a_day_without_frames(
     assert "Traceback" not in result.stderr
 
 
+def test_without_pyav_the_timelapse_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from livecam.errors import TimelapseError
+
+    directory = tmp_path / "t"
+    timelapse_rss.archive_day(directory, 2, (320, 180), every=600)
+    monkeypatch.setitem(sys.modules, "av", None)  # what a missing package looks like
+    cfg = config.load(timelapse_rss.write_config(directory))
+    with pytest.raises(TimelapseError, match=r"needs PyAV: pip install 'livecam\[timelapse\]'"):
+        timelapse.make(LocalTarget(directory), cfg.archive, DAY)
+
+
 def test_on_s3_the_mp4_is_streamed_up_immutable(moto_server: MotoServer, bucket: str) -> None:
     target_cfg = {"kind": "s3", "bucket": bucket, "prefix": "cam/", "endpoint_url": moto_server.url}
     cfg = config.parse({"target": target_cfg, "archive": {"enabled": True}})

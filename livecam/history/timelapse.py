@@ -82,7 +82,13 @@ def make(
 ) -> Result:
     """Make and publish the timelapse of `day`; raises `TimelapseError` or
     `PublishError`."""
-    import av
+    try:
+        import av
+    except ImportError as e:
+        raise TimelapseError(
+            "the timelapse needs PyAV: pip install 'livecam[timelapse]' "
+            "(or set archive.timelapse = false)"
+        ) from e
 
     index = DayIndex.parse(day, target.read_object(index_key(day), MAX_INDEX_BYTES))
     if index is None or not index.frames:
