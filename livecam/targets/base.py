@@ -20,6 +20,37 @@ class CheckStep:
     detail: str = ""
 
 
+Step = tuple[str, Callable[[], object]]
+
+
+def run_steps(
+    steps: list[Step],
+    report: Callable[[CheckStep], None],
+    explain: Callable[[Exception], str | None],
+    cleanup: Callable[[str], None] = lambda what: None,
+) -> bool:
+    """Run `check`'s steps in order, reporting each; a step's str result is its detail.
+    The first failure that `explain` turns into a detail ends the check after
+    `cleanup(what)`; an exception it does not know (None) is raised."""
+    for what, action in steps:
+        try:
+            result = action()
+        except Exception as e:
+            detail = explain(e)
+            if detail is None:
+                raise
+            report(CheckStep(what, False, detail))
+            cleanup(what)
+            return False
+        report(CheckStep(what, True, result if isinstance(result, str) else ""))
+    return True
+
+
+def publish_error(e: Exception) -> str | None:
+    """`run_steps`'s `explain` for targets whose steps raise only `PublishError`."""
+    return str(e) if isinstance(e, PublishError) else None
+
+
 class Target(ABC):
     """A place to publish to. Images always land before the manifest that names them."""
 

@@ -23,7 +23,7 @@ from livecam.errors import PublishError
 from livecam.manifest import NAME as MANIFEST
 from livecam.rendered import Rendered
 from livecam.site import SiteFile
-from livecam.targets.base import CheckStep, Target
+from livecam.targets.base import CheckStep, Step, Target, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -247,22 +247,22 @@ class LocalTarget(Target):
         except PublishError as e:
             report(CheckStep(f"directory {self.path}", False, str(e)))
             return False
-        steps: list[tuple[str, Callable[[], object]]] = [
+
+        def explain(e: Exception) -> str | None:
+            if isinstance(e, OSError):
+                return _why(e)
+            return str(e) if isinstance(e, PublishError | ValueError) else None
+
+        def cleanup(what: str) -> None:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+
+        steps: list[Step] = [
             (f"write {name}", lambda: self.write(name, payload)),
             (f"read {name}", lambda: _expect(probe.read_bytes(), payload)),
             (f"delete {name}", probe.unlink),
         ]
-        for what, action in steps:
-            try:
-                action()
-            except (OSError, PublishError, ValueError) as e:
-                detail = _why(e) if isinstance(e, OSError) else str(e)
-                report(CheckStep(what, False, detail))
-                with contextlib.suppress(OSError):
-                    probe.unlink()
-                return False
-            report(CheckStep(what, True))
-        return True
+        return run_steps(steps, report, explain, cleanup)
 
 
 def _expect(got: bytes, want: bytes) -> None:

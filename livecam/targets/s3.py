@@ -26,7 +26,7 @@ from livecam.frames import IMMUTABLE
 from livecam.manifest import NAME as MANIFEST
 from livecam.rendered import Rendered
 from livecam.site import SiteFile, content_type
-from livecam.targets.base import CheckStep, Target
+from livecam.targets.base import CheckStep, Step, Target, run_steps
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -471,25 +471,21 @@ class S3Target(Target):
             if body != payload:
                 raise ValueError(f"read back {len(body)} bytes that differ from those written")
 
-        steps: list[tuple[str, Callable[[], object]]] = [
+        def explain(e: Exception) -> str | None:
+            if isinstance(e, PublishError | ValueError):
+                return str(e)
+            if isinstance(e, bx.BotoCoreError | bx.ClientError):
+                return self._explain(e, key)
+            return None
+
+        steps: list[Step] = [
             (f"put s3://{self.bucket}/{key}",
              lambda: self.put(name, payload, "text/plain", "no-store")),
             (f"get s3://{self.bucket}/{key}", get),
             (f"delete s3://{self.bucket}/{key}",
              lambda: self.client.delete_object(Bucket=self.bucket, Key=key)),
         ]  # fmt: skip
-        for what, action in steps:
-            try:
-                action()
-            except PublishError as e:
-                report(CheckStep(what, False, str(e)))
-                return False
-            except (bx.BotoCoreError, bx.ClientError, ValueError) as e:
-                detail = str(e) if isinstance(e, ValueError) else self._explain(e, key)
-                report(CheckStep(what, False, detail))
-                return False
-            report(CheckStep(what, True))
-        return True
+        return run_steps(steps, report, explain)
 
     def close(self) -> None:
         if self._pool is not None:

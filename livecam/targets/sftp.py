@@ -33,7 +33,7 @@ from livecam.errors import PublishError
 from livecam.manifest import NAME as MANIFEST
 from livecam.rendered import Rendered
 from livecam.site import SiteFile
-from livecam.targets.base import CheckStep, Target
+from livecam.targets.base import CheckStep, Step, Target, publish_error, run_steps
 from livecam.targets.local import TEMP_PREFIX, TEMP_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -467,23 +467,18 @@ class SFTPTarget(Target):
             self._run(f"cannot delete {path}", lambda s: s.remove(path))
             return ""
 
-        steps: list[tuple[str, Callable[[], str]]] = [
+        def cleanup(what: str) -> None:
+            if what.startswith(("read", "delete")):
+                self._try(lambda s: s.remove(path))
+
+        steps: list[Step] = [
             (f"connect {self.cfg.user}@{self.cfg.host}:{self.cfg.port}", connect),
             (f"directory {self.dir}", directory),
             (f"write {path}", write),
             (f"read {path}", read),
             (f"delete {path}", delete),
         ]
-        for what, action in steps:
-            try:
-                detail = action()
-            except PublishError as e:
-                report(CheckStep(what, False, str(e)))
-                if what.startswith(("read", "delete")):
-                    self._try(lambda s: s.remove(path))
-                return False
-            report(CheckStep(what, True, detail))
-        return True
+        return run_steps(steps, report, publish_error, cleanup)
 
     def _try(self, action: Callable[[paramiko.SFTPClient], Any]) -> None:
         with contextlib.suppress(PublishError):

@@ -29,7 +29,7 @@ from livecam.errors import PublishError
 from livecam.manifest import NAME as MANIFEST
 from livecam.rendered import Rendered
 from livecam.site import SiteFile, content_type
-from livecam.targets.base import CheckStep, Target
+from livecam.targets.base import CheckStep, Step, Target, publish_error, run_steps
 from livecam.targets.local import TEMP_PREFIX, TEMP_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -373,22 +373,17 @@ class WebDAVTarget(Target):
             self._mkcols(self.base)
             return "exists"
 
-        steps: list[tuple[str, Callable[[], str]]] = [
+        def cleanup(what: str) -> None:
+            if what.startswith("read"):
+                self._try_delete(name)
+
+        steps: list[Step] = [
             (f"collection {self.base}", collection),
             (f"write {self.url(name)}", write),
             (f"read {self.url(name)}", read),
             (f"delete {self.url(name)}", delete),
         ]
-        for what, action in steps:
-            try:
-                detail = action()
-            except PublishError as e:
-                report(CheckStep(what, False, str(e)))
-                if what.startswith("read"):
-                    self._try_delete(name)
-                return False
-            report(CheckStep(what, True, detail))
-        return True
+        return run_steps(steps, report, publish_error, cleanup)
 
     def _try_delete(self, name: str) -> None:
         try:
