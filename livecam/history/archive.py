@@ -40,7 +40,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 JSON = "application/json"
 JPEG = "image/jpeg"
 MP4 = "video/mp4"
-MAX_INDEX_BYTES = 8 << 20  # a day at every = 10 s is under 1 MiB
+MAX_INDEX_BYTES = 8 << 20  # far above a day's index at the shortest every
 
 
 def day_folder(day: dt.date) -> str:
