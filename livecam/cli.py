@@ -500,10 +500,7 @@ def _check_parts(cfg: Config, report: Callable[[CheckStep], None], stop: threadi
                     )
                 )
                 renderer = Renderer(cfg.variants, overlay=overlay_for(cfg.overlay, cfg.site.title))
-                try:
-                    out = renderer.render(frame)
-                finally:
-                    renderer.close()
+                out = renderer.render(frame)
                 report(
                     CheckStep(
                         "render",

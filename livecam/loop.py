@@ -390,7 +390,6 @@ class Publisher:
 
     def close(self) -> None:
         self.camera.shutdown()
-        self.renderer.close()
         self.target.close()
         self.notifier.close()
         if self.archiver:  # last: the camera's close is the one a stop must not wait for

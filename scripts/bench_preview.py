@@ -113,17 +113,14 @@ def encode_ms(size: tuple[int, int], runs: int = 30) -> float:
 
     variant = preview_variant(PreviewConfig())
     camera = TestPatternCamera(*size, lores=lores_size(size, [variant]))
-    renderer = Renderer((variant,), threads=1)
-    try:
-        with camera.capture() as frame:
-            small = small_copy(frame, variant)
-        times = []
-        for _ in range(runs):
-            t0 = time.process_time()
-            renderer.render(small)
-            times.append((time.process_time() - t0) * 1000)
-    finally:
-        renderer.close()
+    renderer = Renderer((variant,))
+    with camera.capture() as frame:
+        small = small_copy(frame, variant)
+    times = []
+    for _ in range(runs):
+        t0 = time.process_time()
+        renderer.render(small)
+        times.append((time.process_time() - t0) * 1000)
     return statistics.median(times)
 
 

@@ -104,7 +104,6 @@ def main() -> None:
 
         renderer = Renderer(VARIANTS)
         images = renderer.render(Frame(photo_like(2028, 1520), datetime.now(UTC)))
-        renderer.close()
         sizes = ", ".join(f"{r.name} {len(r.data) // 1024} KiB" for r in images)
         print(f"{frames} frames of 4 images + live.json ({sizes}); moto server on loopback")
         results = {}

@@ -116,7 +116,6 @@ try:
                     f" ({renderer.path})"
                 )
         print(line, flush=True)
-    renderer.close()
     publisher = Publisher(cfg, lambda: camera, LocalTarget(out))
     publisher.start()
     result = publisher.publish_next(force=True)

@@ -47,14 +47,11 @@ def render(
 ) -> dict[str, Image.Image]:
     ov = overlay_for(OverlayConfig(**{"enabled": True, **overlay}), title)
     r = Renderer(variants, fast=path == "planes", overlay=ov)
-    try:
-        if path == "planes":
-            frame = Frame(None, WHEN, Planes(*(np.array(p) for p in fast.planes_of(image))))
-        else:
-            frame = Frame(image, WHEN)
-        return {x.name: decode(x.data) for x in r.render(frame, seq=seq)}
-    finally:
-        r.close()
+    if path == "planes":
+        frame = Frame(None, WHEN, Planes(*(np.array(p) for p in fast.planes_of(image))))
+    else:
+        frame = Frame(image, WHEN)
+    return {x.name: decode(x.data) for x in r.render(frame, seq=seq)}
 
 
 def ink(image: Image.Image, background: tuple[int, int, int] = GREY) -> Image.Image:
@@ -103,13 +100,10 @@ def test_default_overlay_reads_back_in_every_default_variant(scene: str, path: s
     ov = Overlay(OverlayConfig(enabled=True), "livecam")
     r = Renderer(DEFAULT_VARIANTS, fast=path == "planes", overlay=ov)
     frame = test_camera_frame(size) if scene == "test camera" else Frame(photo_like(*size), WHEN)
-    try:
-        with frame:
-            if path == "pillow" and frame.image is not None:
-                frame = Frame(frame.image.convert("RGB"), WHEN)
-            out = r.render(frame, seq=7)
-    finally:
-        r.close()
+    with frame:
+        if path == "pillow" and frame.image is not None:
+            frame = Frame(frame.image.convert("RGB"), WHEN)
+        out = r.render(frame, seq=7)
     expected = WHEN.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     assert len(out) == 3
     for variant in out:
@@ -228,11 +222,8 @@ def test_a_variant_opts_out(path: str) -> None:
     )
     out = render(image, path, variants, text="88:88")
     r = Renderer(variants, fast=path == "planes")
-    try:
-        frame = Frame(None, WHEN, fast.planes_of(image)) if path == "planes" else Frame(image, WHEN)
-        plain = {x.name: decode(x.data) for x in r.render(frame)}
-    finally:
-        r.close()
+    frame = Frame(None, WHEN, fast.planes_of(image)) if path == "planes" else Frame(image, WHEN)
+    plain = {x.name: decode(x.data) for x in r.render(frame)}
     for name in ("clean.jpeg", "full-clean.jpeg"):
         assert out[name].tobytes() == plain[name].tobytes(), name
     for name in ("stamped.jpeg", "full.jpeg"):
@@ -246,21 +237,18 @@ def test_shared_pixels_are_left_as_they_were() -> None:
     camera = TestPatternCamera(*size, now=lambda: WHEN, lores=lores_size(size, DEFAULT_VARIANTS))
     ov = Overlay(OverlayConfig(enabled=True))
     r = Renderer(DEFAULT_VARIANTS, overlay=ov)
-    try:
-        with camera.capture() as frame:
-            assert frame.planes is not None and frame.lores is not None
-            before = [p.copy() for p in (*frame.planes, *frame.lores)]
-            stamped = r.render(frame, seq=3)
-            after = [*frame.planes, *frame.lores]
-            assert all((a == b).all() for a, b in zip(before, after, strict=True))
-        # Read-only planes (a camera's read-only map) are copied, not written.
-        locked = Planes(*(p.copy() for p in before[:3]))
-        for p in locked:
-            p.setflags(write=False)
-        again = r.render(Frame(None, WHEN, locked), ["live.jpeg"], seq=3)
-        assert again[0].data == stamped[0].data
-    finally:
-        r.close()
+    with camera.capture() as frame:
+        assert frame.planes is not None and frame.lores is not None
+        before = [p.copy() for p in (*frame.planes, *frame.lores)]
+        stamped = r.render(frame, seq=3)
+        after = [*frame.planes, *frame.lores]
+        assert all((a == b).all() for a, b in zip(before, after, strict=True))
+    # Read-only planes (a camera's read-only map) are copied, not written.
+    locked = Planes(*(p.copy() for p in before[:3]))
+    for p in locked:
+        p.setflags(write=False)
+    again = r.render(Frame(None, WHEN, locked), ["live.jpeg"], seq=3)
+    assert again[0].data == stamped[0].data
 
 
 # --- the text --------------------------------------------------------------------------

@@ -251,10 +251,7 @@ def test_the_overlay_gets_writable_planes_and_the_frames_metadata(fake: Any) -> 
         assert ov.text(frame.captured_at, 1, frame.metadata) == "1/50 s 1.0 400 5600"
         r = Renderer(config.DEFAULT_VARIANTS, overlay=ov)
         before = [p.copy() for p in frame.planes]
-        try:
-            assert len(r.render(frame, seq=1)) == 3
-        finally:
-            r.close()
+        assert len(r.render(frame, seq=1)) == 3
         assert all((a == b).all() for a, b in zip(before, frame.planes, strict=True))
         frame.release()
         cam.close()

@@ -8,7 +8,6 @@ import io
 import logging
 import math
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,18 +70,15 @@ def frame_for(path: str, image: Image.Image) -> Frame:
 
 
 @pytest.fixture(scope="module")
-def renderer() -> Iterator[Renderer]:
-    r = Renderer(BENCH_VARIANTS)
-    yield r
-    r.close()
+def renderer() -> Renderer:
+    return Renderer(BENCH_VARIANTS)
 
 
 @pytest.fixture(scope="module", params=PATHS)
-def path_renderer(request: pytest.FixtureRequest) -> Iterator[tuple[str, Renderer]]:
+def path_renderer(request: pytest.FixtureRequest) -> tuple[str, Renderer]:
     r = Renderer(BENCH_VARIANTS, fast=request.param == "planes")
     assert r.path == request.param
-    yield request.param, r
-    r.close()
+    return request.param, r
 
 
 @pytest.mark.parametrize(
@@ -159,10 +155,7 @@ def test_unusable_frames_are_render_errors(renderer: Renderer) -> None:
 
 def test_defaults_render_three_files() -> None:
     r = Renderer(DEFAULT_VARIANTS)
-    try:
-        out = r.render(Frame(Image.new("RGB", (2028, 1520)), NOW))
-    finally:
-        r.close()
+    out = r.render(Frame(Image.new("RGB", (2028, 1520)), NOW))
     assert [(o.name, o.width, o.height) for o in out] == [
         ("live.jpeg", 2028, 1520),
         ("live800x600.jpeg", 800, 600),
@@ -228,10 +221,7 @@ def test_odd_sizes_keep_the_chroma_in_place(
     rgb[:, :, 0] = np.where(x < w // 2, 250, 10)[None, :]
     rgb[:, :, 2] = np.where(x < w // 2, 10, 250)[None, :]
     r = Renderer([VariantConfig("v.jpeg", *variant)])
-    try:
-        (out,) = r.render(Frame(Image.fromarray(rgb, "RGB"), NOW))
-    finally:
-        r.close()
+    (out,) = r.render(Frame(Image.fromarray(rgb, "RGB"), NOW))
     pixels = np.asarray(decode(out.data).convert("RGB")).astype(int)
     assert pixels.shape[:2] == (out.height, out.width)
     if out.width >= 7:  # narrower ones average the two bands
@@ -265,16 +255,6 @@ def test_a_padded_camera_buffer_renders_like_a_contiguous_one(renderer: Renderer
     assert [x.data for x in a] == [y.data for y in b]
 
 
-def test_single_thread_renders_the_same_bytes(path_renderer: tuple[str, Renderer]) -> None:
-    path, renderer = path_renderer
-    frame = frame_for(path, photo_like(2028, 1520))
-    one = Renderer(BENCH_VARIANTS, threads=1, fast=path == "planes")
-    try:
-        assert [r.data for r in one.render(frame)] == [r.data for r in renderer.render(frame)]
-    finally:
-        one.close()
-
-
 def test_the_frame_is_not_read_after_render_returns(
     renderer: Renderer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,27 +284,24 @@ def test_a_pillow_path_frame_of_planes_is_converted(monkeypatch: pytest.MonkeyPa
     """Planes reach the Pillow path (simplejpeg too old, or no OpenCV, as on a Pi whose
     install found no OpenCV wheel) as an RGB image: a Pi camera's frames still render."""
     r = Renderer(DEFAULT_VARIANTS, fast=False)
-    try:
-        frame = camera_frame(Image.new("RGB", (640, 480), (0, 0, 250)))
-        for fast_module in (fast, None):  # None: `livecam.render.fast` failed to import
-            monkeypatch.setattr(livecam.render, "fast", fast_module)
-            out = r.render(frame)
-            assert [(o.width, o.height) for o in out] == [(640, 480), (640, 480), (320, 240)]
-            assert decode(out[0].data).convert("RGB").getpixel((9, 9)) == pytest.approx(
-                (0, 0, 250), abs=4
-            )
-    finally:
-        r.close()
+    frame = camera_frame(Image.new("RGB", (640, 480), (0, 0, 250)))
+    for fast_module in (fast, None):  # None: `livecam.render.fast` failed to import
+        monkeypatch.setattr(livecam.render, "fast", fast_module)
+        out = r.render(frame)
+        assert [(o.width, o.height) for o in out] == [(640, 480), (640, 480), (320, 240)]
+        assert decode(out[0].data).convert("RGB").getpixel((9, 9)) == pytest.approx(
+            (0, 0, 250), abs=4
+        )
 
 
 def test_the_path_is_logged_once_with_what_would_be_faster(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.INFO, "livecam.render")
-    Renderer(DEFAULT_VARIANTS).close()
+    Renderer(DEFAULT_VARIANTS)
     assert caplog.messages == ["render: YUV420 planes, OpenCV resizes, simplejpeg encodes"]
     caplog.clear()
-    Renderer(DEFAULT_VARIANTS, fast=False).close()
+    Renderer(DEFAULT_VARIANTS, fast=False)
     assert caplog.messages == []  # asked for: nothing to say
     import simplejpeg
 
@@ -333,7 +310,7 @@ def test_the_path_is_logged_once_with_what_would_be_faster(
         importlib.reload(livecam.render)
         assert livecam.render.NO_FAST == "simplejpeg < 1.8"
         caplog.clear()
-        livecam.render.Renderer(DEFAULT_VARIANTS).close()
+        livecam.render.Renderer(DEFAULT_VARIANTS)
         assert caplog.messages == [
             "render: Pillow only (simplejpeg < 1.8); `pip install 'livecam[fast]'`"
         ]
@@ -344,10 +321,7 @@ def test_the_path_is_logged_once_with_what_would_be_faster(
         importlib.reload(livecam.render)
         assert livecam.render.fast is None and "cv2" in livecam.render.NO_FAST
         r = livecam.render.Renderer(DEFAULT_VARIANTS)
-        try:
-            assert r.path == "pillow" and len(r.render(Frame(photo_like(64, 48), NOW))) == 3
-        finally:
-            r.close()
+        assert r.path == "pillow" and len(r.render(Frame(photo_like(64, 48), NOW))) == 3
     finally:
         monkeypatch.undo()
         importlib.reload(livecam.render)

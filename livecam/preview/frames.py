@@ -185,7 +185,7 @@ class Producer:
     def start(self) -> None:
         if not self.own_frames:
             return  # published frames come in through `published`
-        self._renderer = Renderer((self._variant,), threads=1)
+        self._renderer = Renderer((self._variant,))
         self._thread = threading.Thread(target=self._run, name="preview", daemon=True)
         self._thread.start()
 
@@ -194,8 +194,6 @@ class Producer:
         self.slot.close()
         if self._thread is not None:
             self._thread.join(5.0)
-        if self._renderer is not None:
-            self._renderer.close()
 
     def published(self, result: FrameResult) -> None:
         """The publisher published a frame: a camera that does not stream shows its

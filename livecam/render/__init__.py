@@ -2,17 +2,17 @@
 
 Each variant is a bounding box (aspect kept, never upscaled). Each distinct size is
 made once, from the camera's lores copy when that covers it, else from the frame, and
-each distinct (size, quality) encoded once. The full-size encode, the longest job,
-starts first on a pool thread while the calling thread resizes; both encoders release
-the GIL. With numpy and simplejpeg (fast.py) the pixels are YUV420 planes throughout;
-without them Pillow does it all on images (pillow.py). docs/performance.md has the cost.
+each distinct (size, quality) encoded once, all in the calling thread: encoding on a
+second thread would save wall time that no viewer sees, for more CPU (two encoders
+contend for the caches). With numpy and simplejpeg (fast.py) the pixels are YUV420
+planes throughout; without them Pillow does it all on images (pillow.py).
+docs/performance.md has the cost.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from PIL import Image
@@ -22,7 +22,7 @@ from livecam.camera.yuv import checked_planes, to_image
 from livecam.config import VariantConfig
 from livecam.errors import RenderError
 from livecam.render import pillow
-from livecam.render.overlay import Overlay, Stamp
+from livecam.render.overlay import Overlay
 from livecam.rendered import Rendered
 
 try:
@@ -43,7 +43,7 @@ Size = tuple[int, int]
 
 
 class Renderer:
-    """Renders frames into variants; holds a small thread pool for the whole run.
+    """Renders frames into variants, in the calling thread.
 
     `fast=False` forces the Pillow path (the tests and the bench compare the two).
     `overlay` stamps its caption on each variant that does not opt out, after resizing."""
@@ -51,23 +51,17 @@ class Renderer:
     def __init__(
         self,
         variants: Sequence[VariantConfig],
-        threads: int = 2,
         fast: bool = True,
         overlay: Overlay | None = None,
     ) -> None:
         self.variants = tuple(variants)
-        self.threads = max(1, threads)
         self.fast = fast and not NO_FAST
         self.path = "planes" if self.fast else "pillow"
         self.overlay = overlay
-        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="render")
         if self.fast:
             log.info("render: YUV420 planes, OpenCV resizes, simplejpeg encodes")
         elif fast:
             log.info("render: Pillow only (%s); `pip install 'livecam[fast]'`", NO_FAST)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
 
     def render(
         self, frame: Frame, names: Iterable[str] | None = None, *, seq: int = 0
@@ -113,98 +107,33 @@ class Renderer:
         path: Any,
         caption: str,
     ) -> list[Rendered]:
+        """Each distinct size made once, and each of its (quality, caption) encoded once."""
         sizes = {v.name: v.size_for(*full) for v in wanted}
-        jobs: dict[Size, list[Future[dict[Key, bytes]]]] = {}
-        # A caption is composited into shared pixels in place (the frame's, or its lores
-        # copy, as they are): only once nothing else still has to resize from them.
-        readers = {"top": 0, "lores": 0}
-        waiting: dict[str, list[Callable[[], None]]] = {"top": [], "lores": []}
-
-        def submit(size: Size, pixels: Any, shared: str) -> None:
-            jobs[size] = []
-            kinds = {
-                (v.quality, bool(caption) and v.overlay) for v in wanted if sizes[v.name] == size
-            }
-            clean = [q for q, m in sorted(kinds) if not m]
-            marked = [q for q, m in sorted(kinds) if m]
-            st = self.overlay.stamp(caption, size) if marked and self.overlay else None
-            if st is None:  # nothing to draw: the plain encodes, in parallel
-                for q in sorted({q for q, _ in kinds}):
-                    jobs[size].append(
-                        self._pool.submit(_encode, path, pixels, [q], [], None, False)
-                    )
-                return
-
-            def go() -> None:
-                jobs[size].append(
-                    self._pool.submit(_encode, path, pixels, clean, marked, st, bool(shared))
-                )
-
-            if shared and readers[shared]:
-                waiting[shared].append(go)
-            else:
-                go()
-
-        def done_reading(shared: str) -> None:
-            readers[shared] -= 1
-            if not readers[shared]:
-                for go in waiting[shared]:
-                    go()
-
-        try:
-            smaller = sorted(set(sizes.values()) - {full}, key=lambda s: -s[0] * s[1])
+        encoded: dict[tuple[Size, int, bool], bytes] = {}
+        for size in dict.fromkeys(sizes.values()):
             # The ISP's copy costs no CPU and was scaled once: start from it.
-            sources = {
-                s: "lores" if lores is not None and _covers(_size(lores), s) else "top"
-                for s in smaller
-            }
-            for s in smaller:
-                if _size(lores if sources[s] == "lores" else top) != s:
-                    readers[sources[s]] += 1
-            if full in sizes.values():
-                submit(full, top, "top")
-            for size in smaller:
-                source = lores if sources[size] == "lores" else top
-                if _size(source) == size:
-                    submit(size, source, sources[size])
-                else:
-                    pixels = path.shrink(source, size)
-                    done_reading(sources[size])
-                    submit(size, pixels, "")
-            out = []
-            results: dict[Size, dict[Key, bytes]] = {}
-            for v in wanted:
-                size = sizes[v.name]
-                if size not in results:
-                    results[size] = {k: b for f in jobs[size] for k, b in f.result().items()}
-                key = (v.quality, v.overlay and (v.quality, True) in results[size])
-                out.append(Rendered(v.name, results[size][key], *size))
-            return out
-        finally:
-            # Never leave a job reading the frame after it is handed back to the camera.
-            wait([f for fs in jobs.values() for f in fs])
-
-
-Key = tuple[int, bool]  # (quality, with the caption)
-
-
-def _encode(
-    path: Any,
-    pixels: Any,
-    clean: list[int],
-    marked: list[int],
-    st: Stamp | None,
-    shared: bool,
-) -> dict[Key, bytes]:
-    """One size's encodes: without the caption, then with it (drawn once for all)."""
-    out = {(q, False): path.encode(pixels, q) for q in clean}
-    if st is not None and marked:
-        stamped, undo = path.stamp(pixels, st, shared)
-        try:
-            out.update({(q, True): path.encode(stamped, q) for q in marked})
-        finally:
-            undo()
-    return out
+            source = lores if lores is not None and _covers(_size(lores), size) else top
+            shared = _size(source) == size  # the camera's own pixels: given back as lent
+            pixels = source if shared else path.shrink(source, size)
+            kinds = {(v.quality, v.overlay) for v in wanted if sizes[v.name] == size}
+            st = None
+            if caption and self.overlay and any(marked for _, marked in kinds):
+                st = self.overlay.stamp(caption, size)  # None: no room at this size
+            for q in sorted({q for q, marked in kinds if not marked or st is None}):
+                encoded[size, q, False] = path.encode(pixels, q)
+            if st is not None:
+                stamped, undo = path.stamp(pixels, st, shared)
+                try:
+                    for q in sorted({q for q, marked in kinds if marked}):
+                        encoded[size, q, True] = path.encode(stamped, q)
+                finally:
+                    undo()
+        out = []
+        for v in wanted:
+            size = sizes[v.name]
+            data = encoded.get((size, v.quality, v.overlay)) or encoded[size, v.quality, False]
+            out.append(Rendered(v.name, data, *size))
+        return out
 
 
 def _to_image(planes: Planes) -> Image.Image:
