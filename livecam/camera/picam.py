@@ -42,9 +42,10 @@ MAIN_FORMAT = "YUV420"
 RAW_MODES = {"XBGR8888": "RGBX", "XRGB8888": "BGRX", "BGR888": "RGB", "RGB888": "BGR"}
 # A Pi 4 and earlier only allow YUV for lores (`check_camera_config`); a Pi 5 takes it too.
 LORES_FORMAT = "YUV420"
-# Variants with at most this share of the main stream's pixels count as "much smaller"
-# and come from the lores stream, scaled by the ISP instead of the CPU.
-SMALL_SHARE = 0.25
+# Variants with at most this share of the main stream's pixels come from the lores
+# stream, scaled by the ISP instead of the CPU; a larger lores would cost nearly a
+# second main buffer of memory to save one resize.
+SMALL_SHARE = 0.5
 # One buffer lent to the renderer, one for the camera to fill meanwhile. With
 # `queue=False` picamera2 keeps none back, and every capture is a frame that completed
 # after the call: never a stale one.
