@@ -30,6 +30,7 @@ from livecam.camera.base import Camera, Frame
 from livecam.camera.testpattern import TestPatternCamera
 from livecam.errors import CameraFatalError
 from livecam.loop import Publisher
+from livecam.targets import local as local_target
 from livecam.targets.local import LocalTarget
 from livecam.targets.s3 import S3Target
 
@@ -240,20 +241,15 @@ def test_disk_full_keeps_the_published_frame_and_resumes(
     with small_tmpfs(target, "1200k") as mounted:
         full = threading.Event()
         if not mounted:  # no tmpfs here: inject ENOSPC at the write instead
-            real_fdopen = os.fdopen
+            real_write_all = local_target._write_all
 
-            def fdopen(fd: int, *a: Any, **kw: Any) -> Any:
-                f = real_fdopen(fd, *a, **kw)
+            def write_all(fd: int, data: bytes | memoryview) -> None:
                 if full.is_set():
+                    real_write_all(fd, bytes(data)[: len(data) // 2])
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                real_write_all(fd, data)
 
-                    def write(data: bytes) -> int:
-                        f.__class__.write(f, data[: len(data) // 2])
-                        raise OSError(errno.ENOSPC, "No space left on device")
-
-                    f.write = write  # type: ignore[method-assign]
-                return f
-
-            monkeypatch.setattr("livecam.targets.local.os.fdopen", fdopen)
+            monkeypatch.setattr(local_target, "_write_all", write_all)
         cfg = local_cfg(target, interval=0.1, size=(2028, 1520))
         camera = TestPatternCamera(2028, 1520)
         pub = Publisher(cfg, lambda: camera, LocalTarget(target))
@@ -530,39 +526,19 @@ CRASH_HOOK = """
 import os, signal
 import livecam.targets.local as local
 
-_real_fdopen = local.os.fdopen
+_real_write_all = local._write_all
 _count = [0]
 
 
-class _Crashing:
-    def __init__(self, f):
-        self.f = f
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return self.f.__exit__(*a)
-
-    def write(self, data):
-        _count[0] += 1
-        if _count[0] == int(os.environ["LIVECAM_CRASH_AT_WRITE"]):
-            self.f.write(bytes(data)[: len(data) // 2])
-            self.f.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-        return self.f.write(data)
+def _crashing(fd, data):
+    _count[0] += 1
+    if _count[0] == int(os.environ["LIVECAM_CRASH_AT_WRITE"]):
+        _real_write_all(fd, bytes(data)[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    _real_write_all(fd, data)
 
 
-class _Os:
-    def __getattr__(self, name):
-        return getattr(os, name)
-
-    @staticmethod
-    def fdopen(fd, *a, **kw):
-        return _Crashing(_real_fdopen(fd, *a, **kw))
-
-
-local.os = _Os()
+local._write_all = _crashing
 """
 
 

@@ -14,7 +14,6 @@ import errno
 import itertools
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -39,6 +38,17 @@ def _why(e: OSError) -> str:
     if e.errno == errno.EROFS:
         return "read-only file system"
     return e.strerror or str(e)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _copy(src: BinaryIO, fd: int) -> None:
+    while chunk := src.read(1 << 20):
+        _write_all(fd, chunk)
 
 
 class LocalTarget(Target):
@@ -90,25 +100,32 @@ class LocalTarget(Target):
 
     def write(self, name: str, data: bytes | memoryview) -> None:
         """Atomically replace `name` with `data`."""
-        self._replace(name, lambda f: f.write(data))
+        self._replace(name, lambda fd: _write_all(fd, data))
 
-    def _replace(self, name: str, fill: Callable[[BinaryIO], object]) -> None:
-        """Atomically replace `name` with what `fill` writes into a temp file beside it."""
-        final = self.path / name
+    def _replace(self, name: str, fill: Callable[[int], object]) -> None:
+        """Atomically replace `name` with what `fill` writes into a temp file beside it
+        (its descriptor: this runs for each image of each frame, where a file object
+        and Path objects only add time)."""
+        final = os.path.join(self.path, name)
+        parent = os.path.dirname(final)
         if "/" in name:  # a page asset in a subdirectory of site/, an archive folder
-            self._ensure_dir(final.parent)
-        temp = final.parent / f"{TEMP_PREFIX}{os.getpid()}-{next(self._counter)}{TEMP_SUFFIX}"
+            self._ensure_dir(Path(parent))
+        temp = os.path.join(
+            parent, f"{TEMP_PREFIX}{os.getpid()}-{next(self._counter)}{TEMP_SUFFIX}"
+        )
         recreated = False
         try:
             fd = self._open_temp(temp, name)
         except FileNotFoundError:
             # The directory went away under us: make it again (and the page in it below).
-            self._ensure_dir(final.parent)
-            recreated = final.parent == self.path
+            self._ensure_dir(Path(parent))
+            recreated = Path(parent) == self.path
             fd = self._open_temp(temp, name)
         try:
-            with os.fdopen(fd, "wb") as f:
-                fill(f)
+            try:
+                fill(fd)
+            finally:
+                os.close(fd)
             os.replace(temp, final)
         except OSError as e:
             with contextlib.suppress(OSError):
@@ -120,7 +137,7 @@ class LocalTarget(Target):
                 if page.name != name:
                     self.write(page.name, page.data)
 
-    def _open_temp(self, temp: Path, name: str) -> int:
+    def _open_temp(self, temp: str, name: str) -> int:
         try:
             # 0o644 before umask: the web server must read what we publish
             # (tempfile.mkstemp would make it 0o600).
@@ -179,7 +196,7 @@ class LocalTarget(Target):
     def put_file(self, name: str, path: str, *, content_type: str, cache_control: str) -> None:
         try:
             with open(path, "rb") as src:
-                self._replace(name, lambda f: shutil.copyfileobj(src, f, 1 << 20))
+                self._replace(name, lambda fd: _copy(src, fd))
         except OSError as e:
             raise PublishError(f"cannot read {path}: {_why(e)}") from e
 
