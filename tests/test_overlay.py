@@ -231,24 +231,56 @@ def test_a_variant_opts_out(path: str) -> None:
 
 
 def test_shared_pixels_are_left_as_they_were() -> None:
-    """The fast path draws into the frame's own planes and lores copy (the camera's
-    buffers, read by other variants): they are restored once encoded."""
+    """The fast path draws into a frame's own writable planes and lores copy (a Pi
+    camera's buffers, mapped for writing): they are restored once encoded. Read-only
+    ones are copied, not written."""
     size = (1280, 720)
     camera = TestPatternCamera(*size, now=lambda: WHEN, lores=lores_size(size, DEFAULT_VARIANTS))
+    with camera.capture() as shared:
+        assert shared.planes is not None and shared.lores is not None
+        planes, lores = (Planes(*(p.copy() for p in ps)) for ps in (shared.planes, shared.lores))
     ov = Overlay(OverlayConfig(enabled=True))
     r = Renderer(DEFAULT_VARIANTS, overlay=ov)
-    with camera.capture() as frame:
-        assert frame.planes is not None and frame.lores is not None
-        before = [p.copy() for p in (*frame.planes, *frame.lores)]
-        stamped = r.render(frame, seq=3)
-        after = [*frame.planes, *frame.lores]
-        assert all((a == b).all() for a, b in zip(before, after, strict=True))
-    # Read-only planes (a camera's read-only map) are copied, not written.
+    before = [p.copy() for p in (*planes, *lores)]
+    stamped = r.render(Frame(None, WHEN, planes, lores), seq=3)
+    assert all((a == b).all() for a, b in zip(before, [*planes, *lores], strict=True))
     locked = Planes(*(p.copy() for p in before[:3]))
     for p in locked:
         p.setflags(write=False)
     again = r.render(Frame(None, WHEN, locked), ["live.jpeg"], seq=3)
     assert again[0].data == stamped[0].data
+
+
+def test_a_frame_captured_during_a_render_shows_no_caption(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The test camera lends one buffer to every capture within a second (the
+    publisher's and the preview's): the caption drawn for one frame never shows in
+    another, nor stays in the buffer."""
+    size = (1280, 720)
+    camera = TestPatternCamera(*size, now=lambda: WHEN, lores=lores_size(size, DEFAULT_VARIANTS))
+    with camera.capture() as first:
+        assert first.planes is not None and first.lores is not None
+        clean = [p.copy() for p in (*first.planes, *first.lores)]
+        seen: list[list[np.ndarray]] = []
+        encode = fast.encode
+
+        def peek_while_encoding(planes: Planes, quality: int) -> bytes:
+            with camera.capture() as other:  # as the preview's capture would
+                assert other.planes is not None and other.lores is not None
+                seen.append([p.copy() for p in (*other.planes, *other.lores)])
+            return encode(planes, quality)
+
+        monkeypatch.setattr(fast, "encode", peek_while_encoding)
+        r = Renderer(DEFAULT_VARIANTS, overlay=Overlay(OverlayConfig(enabled=True)))
+        r.render(first, seq=3)
+    assert len(seen) == len(DEFAULT_VARIANTS)
+    for pixels in seen:
+        assert all((a == b).all() for a, b in zip(clean, pixels, strict=True))
+    with camera.capture() as later:
+        assert later.planes is not None and later.lores is not None
+        after = [*later.planes, *later.lores]
+        assert all((a == b).all() for a, b in zip(clean, after, strict=True))
 
 
 # --- the text --------------------------------------------------------------------------

@@ -143,7 +143,8 @@ class TestPatternCamera(Camera):
         image = Image.frombuffer(
             "RGBX", (self.width, self.height), buffer.pixels, "raw", "RGBX", 0, 1
         )
-        return Frame(image, captured_at, buffer.planes, buffer.lores, _release=give_back)
+        planes, lores = _read_only(buffer.planes), _read_only(buffer.lores)
+        return Frame(image, captured_at, planes, lores, _release=give_back)
 
     def _draw(self, buffer: _Buffer, at: datetime) -> None:
         """Repaint what `buffer` shows of its last instant and draw instant `at`."""
@@ -257,6 +258,17 @@ Box = tuple[int, int, int, int]
 
 def _shift(box: Box, dx: int, dy: int) -> Box:
     return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
+
+
+def _read_only(planes: Planes | None) -> Planes | None:
+    """Views of `planes` that cannot be written: frames share the buffer (captures within
+    a second, the preview's beside the publisher's), so the overlay must not draw on it."""
+    if planes is None:
+        return None
+    views = Planes(*(p.view() for p in planes))
+    for v in views:
+        v.flags.writeable = False
+    return views
 
 
 def _planes_of(pixels: bytearray, width: int, height: int) -> Planes | None:
