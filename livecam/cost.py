@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 
 from livecam.config import Config
 from livecam.frames import PRUNE_EVERY
+from livecam.jobs import CHECK_EVERY
+from livecam.site import load as load_site
 
 DELETE_BATCH = 1000  # keys per DeleteObjects request
 
@@ -83,6 +85,7 @@ class Estimate:
     min_puts_per_month: float
     gets_per_month: float
     min_gets_per_month: float
+    heads_per_month: float  # the publisher's own checks of the target (S3)
     storage_bytes: float
     assumed_fps: float | None
     viewers: float
@@ -125,6 +128,11 @@ def estimate(cfg: Config, fps: float | None = None, viewers: float = 0.0) -> Est
     poll = min(max(interval, 1.0), 60.0)
     gets = viewers * (MONTH_SECONDS / poll + frames)
     min_gets = viewers * (MONTH_SECONDS / poll + min_frames)
+    heads = 0.0
+    if cfg.target.kind == "s3":  # a HEAD per page file and kept image each minute
+        checked = len(load_site()) if cfg.site.enabled else 0
+        checked += sum(1 for v in cfg.variants if v.every > 1)
+        heads = MONTH_SECONDS / CHECK_EVERY * checked
     return Estimate(
         frames_per_month=frames,
         min_frames_per_month=min_frames,
@@ -134,6 +142,7 @@ def estimate(cfg: Config, fps: float | None = None, viewers: float = 0.0) -> Est
         min_puts_per_month=min_frames * puts_per_frame + deletes,
         gets_per_month=gets,
         min_gets_per_month=min_gets,
+        heads_per_month=heads,
         storage_bytes=storage,
         assumed_fps=assumed,
         viewers=viewers,
@@ -144,7 +153,7 @@ def monthly(p: Provider, e: Estimate, *, static: bool = False) -> tuple[float, f
     """Request cost, storage cost and their total for one provider; `static` for a scene
     that never changes under skip_unchanged."""
     puts = e.min_puts_per_month if static else e.puts_per_month
-    gets = e.min_gets_per_month if static else e.gets_per_month
+    gets = (e.min_gets_per_month if static else e.gets_per_month) + e.heads_per_month
     requests = p.requests_cost(puts, p.put_per_million, p.free_puts)
     requests += p.requests_cost(gets, p.get_per_million, p.free_gets)
     gb = e.storage_bytes / 1e9
@@ -238,7 +247,8 @@ def with_archive(p: Provider, e: Estimate, a: ArchiveEstimate) -> float:
     """A provider's monthly total for the live objects and the archive together (free
     tiers count once)."""
     requests = p.requests_cost(e.puts_per_month + a.puts_per_month, p.put_per_million, p.free_puts)
-    requests += p.requests_cost(e.gets_per_month, p.get_per_million, p.free_gets)
+    gets = e.gets_per_month + e.heads_per_month
+    requests += p.requests_cost(gets, p.get_per_million, p.free_gets)
     gb = (e.storage_bytes + a.stored_bytes) / 1e9
     return requests + max(0.0, gb - p.free_storage_gb) * p.storage_per_gb_month
 
@@ -283,6 +293,11 @@ def report(cfg: Config, e: Estimate) -> str:
         lines.append(
             f"  with skip_unchanged on a static scene: {e.min_puts_per_month:,.0f} "
             f"(a keep-alive every {cfg.publish.max_age:g} s)"
+        )
+    if e.heads_per_month:
+        lines.append(
+            f"HEADs per month: {e.heads_per_month:,.0f} (the page and kept images, "
+            f"checked every {CHECK_EVERY:g} s)"
         )
     if e.viewers:
         lines.append(
@@ -471,7 +486,7 @@ def cdn_monthly(cdn: Cdn, e: Estimate, v: Viewing) -> CdnBill:
         e.puts_per_month, origin.put_per_million, origin.free_puts
     )
     origin_requests += origin.requests_cost(
-        v.origin_reads, origin.get_per_million, origin.free_gets
+        v.origin_reads + e.heads_per_month, origin.get_per_million, origin.free_gets
     )
     storage = monthly(origin, e)[1]
     return CdnBill(cdn_requests, cdn_egress, origin_requests, storage)

@@ -17,6 +17,10 @@ from livecam.manifest import iso_utc
 
 log = logging.getLogger(__name__)
 
+# Seconds between looks at the target for a wipe: on S3 a HEAD per page file and kept
+# image, which `cost` counts.
+CHECK_EVERY = 60.0
+
 
 class Jobs:
     """Jobs each run every so many seconds; one that raises is logged and runs again at

@@ -24,7 +24,7 @@ from livecam.config import Config
 from livecam.errors import CameraError, CameraFatalError, PublishError, RenderError
 from livecam.frames import PRUNE_EVERY
 from livecam.history.worker import Archiver, manifest_entry
-from livecam.jobs import Jobs, Status
+from livecam.jobs import CHECK_EVERY, Jobs, Status
 from livecam.manifest import NAME as MANIFEST
 from livecam.manifest import Manifest
 from livecam.notify import Notifier, watchdog_period
@@ -38,8 +38,6 @@ from livecam.targets.base import Target
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-CHECK_EVERY = 60.0  # seconds between looks at the target for a wipe (S3: a HEAD each)
 
 
 class Ticker:

@@ -75,12 +75,16 @@ def test_behind_a_cdn_the_bucket_reads_do_not_grow_with_viewers(cfg: config.Conf
     assert cf.cdn_egress == pytest.approx(
         10_000 * 0.085 + 40_000 * 0.080 + (billable - 50_000) * 0.060
     )
-    assert cf.origin_requests == pytest.approx(9_115_200 * 5 / 1e6 + 3_888_000 * 0.4 / 1e6)
+    # The reads, and the publisher's HEAD of each of the 7 page files a minute.
+    assert e.heads_per_month == 302_400
+    assert cf.origin_requests == pytest.approx(
+        9_115_200 * 5 / 1e6 + (3_888_000 + 302_400) * 0.4 / 1e6
+    )
 
     v = cost.viewing(keyed, e, cdn="cloudflare")
     cl = cost.cdn_monthly(cost.CDNS["cloudflare"], e, v)
     assert cl.cdn_requests == cl.cdn_egress == 0.0
-    # R2: (9,115,200 - 1M free) PUTs rounded up to 9M at $4.50; 3.9M reads < 10M free.
+    # R2: (9,115,200 - 1M free) PUTs rounded up to 9M at $4.50; 4.2M reads < 10M free.
     assert cl.origin_requests == pytest.approx(9 * 4.50)
     assert cl.total == pytest.approx(40.50)
 
@@ -99,9 +103,9 @@ def test_cost_command_prints_bandwidth_and_the_cdn(tmp_path: Path) -> None:
     assert "egress per month: 94,089.6 GB" in text
     assert "live800x600.jpeg (~72 KB, estimated from its pixels)" in text
     assert re.search(
-        r"AWS S3 Standard \(us-east-1\)\s+\$1,062\.72\s+\$7,379\.27\s+\$8,441\.99", text
+        r"AWS S3 Standard \(us-east-1\)\s+\$1,062\.84\s+\$7,379\.27\s+\$8,442\.11", text
     )
-    assert re.search(r"Backblaze B2\s+\$1,036\.77\s+\$940\.90", text)
+    assert re.search(r"Backblaze B2\s+\$1,036\.89\s+\$940\.90", text)
     assert "reads reaching the bucket: 3,888,000 a month" in text
     assert "$40.50 a month" in text
     assert "cache_control = 'public, max-age=1', [publish] frame_keys = true" in text

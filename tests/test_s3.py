@@ -520,16 +520,22 @@ def test_cost_matches_a_hand_computation(tmp_path: Path) -> None:
     e = cost.estimate(cfg)
     # 3 default variants + live.json = 4 PUTs a second, 30 days.
     assert e.puts_per_month == 4 * 86400 * 30 == 10_368_000
+    # A HEAD per page file each minute, checking that the bucket was not wiped.
+    assert len(load_site()) == 7
+    assert e.heads_per_month == 7 * 60 * 24 * 30 == 302_400
     aws, r2, b2 = (cost.monthly(p, e)[0] for p in cost.PROVIDERS)
-    assert aws == pytest.approx(10_368_000 / 1000 * 0.005)  # $51.84
+    assert aws == pytest.approx(10_368_000 / 1000 * 0.005 + 302_400 / 1000 * 0.0004)  # $51.96
     assert r2 == pytest.approx(10 * 4.50)  # (10.368M - 1M free) rounded up to 10M
-    assert b2 == 0.0
+    assert b2 == pytest.approx((302_400 - 2500 * 30) / 10_000 * 0.004)  # uploads free
     result = run_cli("cost", "-c", str(path))
     assert result.returncode == 0
     assert "PUTs per month: 10,368,000" in result.stdout
-    assert re.search(r"AWS S3 Standard \(us-east-1\)\s+\$51\.84", result.stdout)
+    assert "HEADs per month: 302,400 (the page and kept images, checked every 60 s)" in (
+        result.stdout
+    )
+    assert re.search(r"AWS S3 Standard \(us-east-1\)\s+\$51\.96", result.stdout)
     assert re.search(r"Cloudflare R2 Standard\s+\$45\.00", result.stdout)
-    assert re.search(r"Backblaze B2\s+\$0\.00", result.stdout)
+    assert re.search(r"Backblaze B2\s+\$0\.09", result.stdout)
 
 
 def test_cost_with_every_n_and_skip_unchanged(tmp_path: Path) -> None:
@@ -556,3 +562,4 @@ def test_cost_with_every_n_and_skip_unchanged(tmp_path: Path) -> None:
     assert e.frames_per_month == 1_296_000
     assert e.min_frames_per_month == 43_200
     assert e.gets_per_month == 1_296_000 * 2  # polls every 2 s + one image per frame
+    assert e.heads_per_month == (7 + 1) * 43_200  # big.jpeg is kept between its frames
