@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +14,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from PIL import Image
+
+from livecam.targets.local import filesystem
 
 from .conftest import PUBLISHER, ROOT, fetch, run_cli, write_config
 
@@ -137,6 +142,38 @@ def test_check_reports_each_step(tmp_path: Path) -> None:
     assert any(line.startswith("ok   delete .livecam-probe-") for line in lines)
     assert lines[-1] == "all checks passed"
     assert not list(target.glob(".livecam-*"))
+
+
+def test_check_says_which_file_system_the_directory_is_on(tmp_path: Path) -> None:
+    """On tmpfs, fine; on a disk, a line of advice for a Pi's SD card."""
+    for target in (tmp_path / "www", Path("/dev/shm") / f"livecam-check-{os.getpid()}"):
+        fs = filesystem(target.parent)
+        if fs is None:
+            pytest.skip("no mount table here")
+        try:
+            result = run_cli("check", "-c", str(local_config(tmp_path, target)))
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        (line,) = [x for x in result.stdout.splitlines() if x.startswith("ok   directory ")]
+        assert f"exists, on {fs}" in line
+        assert ("SD card" in line) == (fs not in ("tmpfs", "ramfs")), line
+
+
+def test_the_file_system_comes_from_the_longest_mount_point() -> None:
+    mounts = (
+        "/dev/root / ext4 rw,noatime 0 0\n"
+        "tmpfs /run tmpfs rw,nosuid 0 0\n"
+        "tmpfs /var/www/live\\040cam tmpfs rw 0 0\n"
+        "/dev/sda1 /var/www ext4 rw 0 0\n"
+        "broken line\n"
+    )
+    assert filesystem("/run/livecam", mounts) == "tmpfs"
+    assert filesystem("/running", mounts) == "ext4"  # not under /run
+    assert filesystem("/var/www/live cam/x", mounts) == "tmpfs"
+    assert filesystem("/var/www/live", mounts) == "ext4"
+    assert filesystem("/home/pi", mounts) == "ext4"
+    assert filesystem("/x", "") is None
 
 
 def test_check_fails_on_an_unwritable_target(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import errno
 import itertools
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".livecam-"
 TEMP_SUFFIX = ".tmp"
+IN_MEMORY = ("tmpfs", "ramfs")
 
 
 def _why(e: OSError) -> str:
@@ -260,7 +262,14 @@ class LocalTarget(Target):
         payload = b"livecam probe\n"
         try:
             self._ensure_dir()
-            report(CheckStep(f"directory {self.path}", True, "exists"))
+            fs = filesystem(self.path)
+            detail = "exists" if fs is None else f"exists, on {fs}"
+            if fs is not None and fs not in IN_MEMORY:
+                detail += (
+                    ": every frame is written to that disk; on a Pi's SD card, mount a "
+                    "tmpfs there (README: SD-card care)"
+                )
+            report(CheckStep(f"directory {self.path}", True, detail))
         except PublishError as e:
             report(CheckStep(f"directory {self.path}", False, str(e)))
             return False
@@ -280,6 +289,29 @@ class LocalTarget(Target):
             (f"delete {name}", probe.unlink),
         ]
         return run_steps(steps, report, explain, cleanup)
+
+
+def filesystem(path: str | os.PathLike[str], mounts: str | None = None) -> str | None:
+    """The type of the file system `path` is on ("tmpfs", "ext4"...), from the mount
+    table (`mounts`: the text of /proc/self/mounts); None where there is none."""
+    if mounts is None:
+        try:
+            with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+                mounts = f.read()
+        except OSError:
+            return None
+    where = os.path.realpath(path)
+    best, found = -1, None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # The table escapes spaces and tabs in mount points as octal (\040).
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[1])
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= best:  # the last of equal mounts is the one on top
+            best, found = len(point), fields[2]
+    return found
 
 
 def _expect(got: bytes, want: bytes) -> None:
