@@ -525,7 +525,7 @@ class PublishConfig:
     max_age: float = setting(60.0, number(0, _DAY, above=True))
     # A status line sums up a period: below 10 s, --verbose (a line per frame) says more.
     status_interval: float = setting(600.0, number(10, _DAY, off=True))
-    # Each image also under frames/<seq>/<name>, never overwritten: for a CDN (scaling.md).
+    # Each image also under frames/<seq>-<run>/<name>, never overwritten: for a CDN.
     frame_keys: bool = setting(False, boolean)
 
 

@@ -117,7 +117,7 @@ def estimate(cfg: Config, fps: float | None = None, viewers: float = 0.0) -> Est
         # Each image again under its frame key, deleted in batches (counted as PUTs).
         deletes = frame_key_deletes(image_puts * rate)
         image_puts *= 2
-        objects = (*objects, "frames/<seq>/<name>")
+        objects = (*objects, "frames/<seq>-<run>/<name>")
     puts_per_frame = image_puts + 1.0  # + live.json
     storage = 0.0
     for v in cfg.variants:

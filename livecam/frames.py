@@ -3,15 +3,16 @@
 Behind a CDN the fixed names (`live800x600.jpeg`) are not safe to load as the frame a
 manifest names: a cache that leaves the query string out of its key (CloudFront's
 default) answers `live800x600.jpeg?v=43` with frame 42's bytes for its minimum TTL.
-`frames/<seq>/<name>` is written once and never changed, so any cache may keep it for a
-year; `live.json` is then the only short-lived object, and the fixed names stay for
-plain `<img>` embeds. A key the manifest no longer names is deleted, in batches, once
-no viewer can still be loading it.
+`frames/<seq>-<run>/<name>` is written once and never changed, so any cache may keep it
+for a year; `live.json` is then the only short-lived object, and the fixed names stay
+for plain `<img>` embeds. A key the manifest no longer names is deleted, in batches,
+once no viewer can still be loading it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -26,9 +27,17 @@ GRACE = 60.0
 PRUNE_EVERY = 60.0  # seconds between deletions: one batch a minute
 
 
-def key(seq: int, name: str) -> str:
-    """The immutable key of image `name` of frame `seq`."""
-    return f"{PREFIX}{seq}/{name}"
+def run_id() -> str:
+    """A token for one start of the publisher: the start time in ms, in hex. `seq` starts
+    at 1 again where the target lost `live.json` (a tmpfs after a reboot, a wiped
+    bucket), and caches keep a frame key for a year: with the token, a key never names
+    two pictures."""
+    return format(time.time_ns() // 1_000_000, "x")
+
+
+def key(seq: int, run: str, name: str) -> str:
+    """The immutable key of image `name` of frame `seq` of the run `run`."""
+    return f"{PREFIX}{seq}-{run}/{name}"
 
 
 def copies(images: Sequence[Rendered], keys: dict[str, str]) -> list[Rendered]:

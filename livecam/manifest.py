@@ -123,6 +123,7 @@ class Manifest:
         self.site = site
         self.extra = dict(extra or {})
         self.frame_keys = frame_keys
+        self.run = frames.run_id()
         self.seq = 0
         self.entries: dict[str, ImageEntry] = {}
         self._frames = 0  # frames published by this process: the clock of `every`
@@ -153,7 +154,7 @@ class Manifest:
         seq = self.seq + 1
         entries = dict(self.entries)
         for r in images:
-            k = frames.key(seq, r.name) if self.frame_keys else ""
+            k = frames.key(seq, self.run, r.name) if self.frame_keys else ""
             entries[r.name] = ImageEntry(r.width, r.height, len(r.data), seq, captured_at, k)
         ordered = {v.name: entries[v.name] for v in self.variants if v.name in entries}
         body = build(seq, captured_at, self.interval, ordered, self.site, self.extra)

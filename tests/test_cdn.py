@@ -233,9 +233,9 @@ def watch_page(browser: Any, url: str, seconds: float) -> tuple[list[Any], list[
 
 
 def url_seq(url: str) -> int:
-    """The frame an image URL names: frames/<seq>/name or name?v=<seq>."""
+    """The frame an image URL names: frames/<seq>-<run>/name or name?v=<seq>."""
     if "/frames/" in url:
-        return int(url.split("/frames/", 1)[1].split("/", 1)[0])
+        return int(url.split("/frames/", 1)[1].split("-", 1)[0])
     return int(url.rsplit("?v=", 1)[1])
 
 

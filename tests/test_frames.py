@@ -4,6 +4,9 @@ once no viewer can still want them."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,21 +63,43 @@ def test_local_frame_keys_are_published_named_and_pruned(tmp_path: Path) -> None
         clock.advance(2.0)
     m = json.loads((tmp_path / "live.json").read_text())
     assert m["seq"] == 3
+    run = pub.manifest.run
+    assert re.fullmatch(r"[0-9a-f]{11,}", run)
     for name, entry in m["images"].items():
         # The per-frame copy holds the same bytes as the fixed name, and its key says
         # which frame it is (big.jpeg, every third frame, is still frame 1's).
-        assert entry["key"] == f"frames/{entry['seq']}/{name}"
+        assert entry["key"] == f"frames/{entry['seq']}-{run}/{name}"
         assert (tmp_path / entry["key"]).read_bytes() == (tmp_path / name).read_bytes()
-    assert m["images"]["big.jpeg"]["key"] == "frames/1/big.jpeg"
-    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["1", "2", "3"]
+    assert m["images"]["big.jpeg"]["key"] == f"frames/1-{run}/big.jpeg"
+    dirs = [f"{n}-{run}" for n in (1, 2, 3)]
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == dirs
     pub.prune_frames()  # nothing is old enough yet
     assert len(list((tmp_path / "frames").iterdir())) == 3
     clock.advance(frames.GRACE)
     pub.prune_frames()
     # Frame 2 is gone, its directory too; frame 1 keeps the image still named.
-    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["1", "3"]
-    assert [p.name for p in (tmp_path / "frames" / "1").iterdir()] == ["big.jpeg"]
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [dirs[0], dirs[2]]
+    assert [p.name for p in (tmp_path / "frames" / dirs[0]).iterdir()] == ["big.jpeg"]
     pub.close()
+
+
+def test_after_losing_live_json_frame_keys_never_name_an_old_picture(tmp_path: Path) -> None:
+    """A tmpfs target after a reboot: live.json is gone and `seq` starts at 1 again, but
+    caches hold the old run's frame keys for a year: the new frame 1 has another key."""
+    camera = TestPatternCamera(320, 240)
+    cfg = frame_config({"kind": "local", "path": str(tmp_path)})
+    keys = []
+    for _ in range(2):
+        pub = Publisher(cfg, lambda: camera, LocalTarget(tmp_path), site_files=lambda: [])
+        pub.start()
+        pub.publish_next()
+        pub.close()
+        m = json.loads((tmp_path / "live.json").read_text())
+        assert m["seq"] == 1
+        keys.append(m["images"]["live.jpeg"]["key"])
+        shutil.rmtree(tmp_path)  # the reboot
+        time.sleep(0.002)  # a new start, a new millisecond
+    assert keys[0] != keys[1]
 
 
 def test_s3_frame_keys_are_immutable_and_deleted_in_batches(
@@ -95,14 +120,18 @@ def test_s3_frame_keys_are_immutable_and_deleted_in_batches(
         pub.publish_next()
         clock.advance(2.0)
     s3 = s3_client(moto_server.url)
-    head = s3.head_object(Bucket=bucket, Key="cam1/frames/5/small.jpeg")
+    run = pub.manifest.run
+    head = s3.head_object(Bucket=bucket, Key=f"cam1/frames/5-{run}/small.jpeg")
     assert head["CacheControl"] == frames.IMMUTABLE
     assert s3.head_object(Bucket=bucket, Key="cam1/small.jpeg")["CacheControl"] == "no-cache"
     clock.advance(frames.GRACE)
     pub.prune_frames()
     assert deletes == [9]  # one request: frames 1-4 of two variants, frame 1's big.jpeg
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="cam1/frames/")["Contents"]}
-    assert keys == {"cam1/frames/5/live.jpeg", "cam1/frames/5/small.jpeg", "cam1/frames/4/big.jpeg"}
+    assert keys == {
+        f"cam1/frames/{k}"
+        for k in (f"5-{run}/live.jpeg", f"5-{run}/small.jpeg", f"4-{run}/big.jpeg")
+    }
     pub.close()
     # A restart replaces the keys the published manifest names with its first frame.
     pub = Publisher(cfg, lambda: camera, target_for(moto_server.url, bucket), clock=clock)
@@ -111,5 +140,5 @@ def test_s3_frame_keys_are_immutable_and_deleted_in_batches(
     clock.advance(frames.GRACE)
     pub.prune_frames()
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="cam1/frames/")["Contents"]}
-    assert keys == {f"cam1/frames/6/{v['name']}" for v in VARIANTS}
+    assert keys == {f"cam1/frames/6-{pub.manifest.run}/{v['name']}" for v in VARIANTS}
     pub.close()

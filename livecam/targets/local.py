@@ -175,7 +175,7 @@ class LocalTarget(Target):
             except OSError as e:
                 raise PublishError(f"cannot delete {path}: {_why(e)}") from e
             if path.parent != self.path:
-                with contextlib.suppress(OSError):  # frames/<seq>/ once its last image went
+                with contextlib.suppress(OSError):  # frames/<seq>-<run>/ once its last image went
                     path.parent.rmdir()
 
     def missing(self, names: Iterable[str]) -> list[str]:
