@@ -101,7 +101,8 @@ def notify_socket() -> Iterator[tuple[socket.socket, str]]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def receive(sock: socket.socket, until: float) -> list[str]:
+def receive(sock: socket.socket, until: float, first: str = "") -> list[str]:
+    """Messages until `until`, or until one starts with `first` (when given)."""
     messages = []
     sock.settimeout(0.2)
     while time.monotonic() < until:
@@ -109,6 +110,8 @@ def receive(sock: socket.socket, until: float) -> list[str]:
             messages.append(sock.recv(4096).decode())
         except TimeoutError:
             continue
+        if first and messages[-1].startswith(first):
+            break
     return messages
 
 
@@ -120,8 +123,9 @@ def run_notifying(
     watchdog_usec: int,
     seconds: float,
 ) -> list[str]:
-    """`run` with the test camera under a NOTIFY_SOCKET for `seconds`, then SIGTERM
-    (exit 0 asserted); every message it sent."""
+    """`run` with the test camera under a NOTIFY_SOCKET for `seconds` after it is ready
+    (however long its start takes on a busy machine), then SIGTERM (exit 0 asserted);
+    every message it sent."""
     cfg = write_config(
         tmp_path,
         f"""
@@ -144,7 +148,8 @@ def run_notifying(
         stderr=subprocess.DEVNULL,
     )
     try:
-        messages = receive(sock, time.monotonic() + seconds)
+        messages = receive(sock, time.monotonic() + 60, first="READY=1")
+        messages += receive(sock, time.monotonic() + seconds)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         messages += receive(sock, time.monotonic() + 0.5)
