@@ -88,7 +88,11 @@ def planes_frame(image: Image.Image, lores: tuple[int, int] | None) -> Frame:
 
 
 def old_frame(old: Any, image: Image.Image, lores: tuple[int, int] | None) -> Any:
-    """`image` as the old PiCamera lent it: RGBX over a numpy buffer, lores as planes."""
+    """`image` as the old checkout's PiCamera lent it: as planes where its Frame has
+    them, else (the first version) RGBX over a numpy buffer with lores planes."""
+    if "planes" in getattr(old.Frame, "__dataclass_fields__", {}):
+        frame = planes_frame(image, lores)
+        return old.Frame(None, frame.captured_at, frame.planes, frame.lores)
     array = np.asarray(image.convert("RGBX")).copy()
     view = Image.frombuffer("RGBX", image.size, array, "raw", "RGBX", 0, 1)
     small = None if lores is None else tuple(planes_frame(image, lores).lores or ())
