@@ -50,6 +50,16 @@ def test_bench_quick_runs_and_prints_its_figures() -> None:
     assert report["soak"]["frames"] == 20
 
 
+def test_bench_times_another_checkouts_renderer() -> None:
+    """--old with a checkout whose frames are planes (this one, here)."""
+    report = bench("--sizes", "320x240", "--runs", "2", "--old", str(ROOT), timeout=180)
+    for config in ("default", "4 variants"):
+        row = report["sizes"]["320x240"][config]
+        for job in ("old", "old, no lores"):
+            median, low, high = row[job]["cpu_ms"]
+            assert 0 < low <= median <= high
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_soak_2000_frames_at_12_mp_keeps_memory_flat() -> None:
