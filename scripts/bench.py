@@ -64,6 +64,11 @@ PROCESS_GOAL, PSNR_SLACK, PEAK_FRAMES, GROWTH_LIMIT = 1.4, 1.0, 3.0, 8 << 20
 PARTS = 5  # --process: turns per checkout, so that drifting load hits each alike
 
 
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    """Median, min and max."""
+    return statistics.median(values), min(values), max(values)
+
+
 @dataclass
 class Samples:
     cpu: list[float] = field(default_factory=list)
@@ -77,8 +82,7 @@ class Samples:
 
     def ms(self, which: str = "cpu") -> tuple[float, float, float]:
         """Median, min and max in ms."""
-        v = [x * 1000 for x in getattr(self, which)]
-        return statistics.median(v), min(v), max(v)
+        return _spread([x * 1000 for x in getattr(self, which)])
 
 
 def planes_frame(image: Image.Image, lores: tuple[int, int] | None) -> Frame:
@@ -371,10 +375,6 @@ def process(
         }
     out["ok"] = out["new"]["ratio"][0] <= PROCESS_GOAL
     return out
-
-
-def _spread(values: list[float]) -> tuple[float, float, float]:
-    return statistics.median(values), min(values), max(values)
 
 
 def thread_cpu() -> dict[str, float]:
